@@ -1,0 +1,113 @@
+/**
+ * Installs and removes what effect-pgq needs in a database: the pgq
+ * extension and effect-pgq's own schema, brought to the newest migration.
+ * Both directions are idempotent and safe to run from several processes at
+ * once (an advisory lock serialises them).
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Option } from "effect"
+import { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
+import { mapSqlError } from "./mapSqlError.ts"
+import { type Migration, migrations } from "./migrations.ts"
+import type { PgqError } from "./PgqError.ts"
+
+/**
+ * What is installed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface InstallStatus {
+  /** Version of the pgq extension, if installed. */
+  readonly pgqVersion: Option.Option<string>
+  /** Newest applied effect-pgq migration (0: none). */
+  readonly schemaVersion: number
+  /** Newest migration this release knows. */
+  readonly latestVersion: number
+}
+
+/**
+ * @since 0.1.0
+ * @category services
+ */
+export class Installer extends Context.Service<Installer, {
+  /** Creates the pgq extension if needed and applies pending migrations; returns the versions applied now. */
+  readonly install: Effect.Effect<ReadonlyArray<number>, PgqError>
+  /**
+   * Drops effect-pgq's schema (failed events included). With `pgq: true`
+   * it also drops the pgq extension, and with it every queue and event.
+   */
+  readonly uninstall: (options?: { readonly pgq?: boolean }) => Effect.Effect<void, PgqError>
+  readonly status: Effect.Effect<InstallStatus, PgqError>
+}>()("effect-pgq/api/Installer") {
+  /**
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layer: Layer.Layer<Installer, never, SqlClient.SqlClient> = Layer.effect(
+    Installer,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      return make(sql, migrations)
+    })
+  )
+}
+
+/** Any fixed key: it only has to be the same for every effect-pgq installer. */
+const INSTALL_LOCK = 7_277_031_001
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (sql: SqlClient.SqlClient, all: ReadonlyArray<Migration>): Installer["Service"] => {
+  const latestVersion = all.reduce((max, m) => Math.max(max, m.version), 0)
+  const mapErrors = (operation: string) => <A, R>(self: Effect.Effect<A, SqlError, R>): Effect.Effect<A, PgqError, R> =>
+    Effect.catchTag(self, "SqlError", (error) => Effect.fail(mapSqlError(error, { operation })))
+
+  const appliedVersion = sql<{ readonly v: number | null }>`
+    select case when to_regclass('effect_pgq.migration') is null then 0
+      else (select coalesce(max(version), 0) from effect_pgq.migration) end as v`.pipe(
+    Effect.map((rows) => rows[0]?.v ?? 0)
+  )
+
+  const install = Effect.gen(function*() {
+    yield* sql`select pg_advisory_xact_lock(${INSTALL_LOCK})`
+    yield* sql`create extension if not exists pgq`
+    yield* sql`create schema if not exists effect_pgq`
+    yield* sql`create table if not exists effect_pgq.migration (
+      version integer primary key,
+      name text not null,
+      applied_at timestamptz not null default now()
+    )`
+    const current = yield* appliedVersion
+    const pending = all.filter((m) => m.version > current).toSorted((a, b) => a.version - b.version)
+    for (const migration of pending) {
+      for (const statement of migration.statements) yield* sql.unsafe(statement)
+      yield* sql`insert into effect_pgq.migration (version, name) values (${migration.version}, ${migration.name})`
+    }
+    return pending.map((m) => m.version)
+  }).pipe(sql.withTransaction, mapErrors("Installer.install"), Effect.withSpan("Installer.install"))
+
+  const uninstall = Effect.fn("Installer.uninstall")((options?: { readonly pgq?: boolean }) =>
+    Effect.gen(function*() {
+      yield* sql`select pg_advisory_xact_lock(${INSTALL_LOCK})`
+      yield* sql`drop schema if exists effect_pgq cascade`
+      if (options?.pgq === true) yield* sql`drop extension if exists pgq cascade`
+    }).pipe(sql.withTransaction, mapErrors("Installer.uninstall"))
+  )
+
+  const status = Effect.gen(function*() {
+    const rows = yield* sql<{ readonly v: string | null }>`
+      select extversion as v from pg_extension where extname = 'pgq'`
+    return {
+      pgqVersion: Option.fromNullishOr(rows[0]?.v),
+      schemaVersion: yield* appliedVersion,
+      latestVersion
+    }
+  }).pipe(mapErrors("Installer.status"), Effect.withSpan("Installer.status"))
+
+  return Installer.of({ install, uninstall, status })
+}

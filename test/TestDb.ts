@@ -1,0 +1,41 @@
+/**
+ * Layers and helpers shared by the suites: a client on the test database with
+ * pgq, the effect-pgq services on it, and unique names so tests never share
+ * a queue.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Redacted } from "effect"
+import { inject } from "vitest"
+import { Installer } from "../src/api/Installer.ts"
+import { Pgq } from "../src/api/Pgq.ts"
+import { Producer } from "../src/api/Producer.ts"
+
+export const clientLayer = (url: string) => PgClient.layer({ url: Redacted.make(url), maxConnections: 8 })
+
+export const layer = Layer.mergeAll(Pgq.layer, Producer.layer, Installer.layer).pipe(
+  Layer.provideMerge(Pgq.layer),
+  Layer.provideMerge(clientLayer(inject("pgqDatabaseUrl")))
+)
+
+let counter = 0
+/** A name no other test uses: `<prefix>_<pid>_<n>`. */
+export const unique = (prefix: string) => `${prefix}_${process.pid}_${++counter}_${Math.random().toString(36).slice(2, 6)}`
+
+/** Makes the ticker cut a batch now, whatever the queue's thresholds. */
+export const tick = (queue: string) =>
+  Effect.gen(function*() {
+    const pgq = yield* Pgq
+    yield* pgq.forceTick(queue)
+    return yield* pgq.tickQueue(queue)
+  })
+
+/** A queue with one registered consumer. */
+export const queueWithConsumer = (prefix: string) =>
+  Effect.gen(function*() {
+    const pgq = yield* Pgq
+    const queue = unique(prefix)
+    const consumer = unique("c")
+    yield* pgq.createQueue(queue)
+    yield* pgq.registerConsumer(queue, consumer)
+    return { queue, consumer }
+  })
