@@ -67,11 +67,13 @@ export const make = (sql: SqlClient.SqlClient, all: ReadonlyArray<Migration>): I
   const mapErrors = (operation: string) => <A, R>(self: Effect.Effect<A, SqlError, R>): Effect.Effect<A, PgqError, R> =>
     Effect.catchTag(self, "SqlError", (error) => Effect.fail(mapSqlError(error, { operation })))
 
-  const appliedVersion = sql<{ readonly v: number | null }>`
-    select case when to_regclass('effect_pgq.migration') is null then 0
-      else (select coalesce(max(version), 0) from effect_pgq.migration) end as v`.pipe(
-    Effect.map((rows) => rows[0]?.v ?? 0)
-  )
+  // Two statements: a query naming effect_pgq.migration fails to plan while it does not exist.
+  const appliedVersion = Effect.gen(function*() {
+    const [table] = yield* sql<{ readonly t: string | null }>`select to_regclass('effect_pgq.migration')::text as t`
+    if (table?.t == null) return 0
+    const [row] = yield* sql<{ readonly v: number }>`select coalesce(max(version), 0) as v from effect_pgq.migration`
+    return row?.v ?? 0
+  })
 
   const install = Effect.gen(function*() {
     yield* sql`select pg_advisory_xact_lock(${INSTALL_LOCK})`

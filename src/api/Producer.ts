@@ -103,37 +103,42 @@ export const make = (sql: SqlClient.SqlClient, pgq: Pgq["Service"]): Producer["S
    * chunk. Event tables default ev_id and ev_txid but not ev_time.
    */
   const insertChunk = (table: string, chunk: ReadonlyArray<NewEvent>) => {
-    const types = new Array<string>(chunk.length)
-    const datas = new Array<string | null>(chunk.length)
-    let withExtras = false
-    for (let i = 0; i < chunk.length; i++) {
-      const event = chunk[i]!
-      types[i] = event.type
-      datas[i] = event.data
-      if (event.extra1 != null || event.extra2 != null || event.extra3 != null || event.extra4 != null) {
-        withExtras = true
-      }
-    }
+    const withExtras = chunk.some((e) => e.extra1 != null || e.extra2 != null || e.extra3 != null || e.extra4 != null)
+    const column = (pick: (event: NewEvent) => string | null | undefined) => textArray(chunk, pick)
     if (!withExtras) {
       return sql.unsafe(
         `insert into ${table} (ev_time, ev_type, ev_data) select now(), e.* from unnest($1::text[], $2::text[]) e`,
-        [types, datas]
+        [column((e) => e.type), column((e) => e.data)]
       )
     }
-    const extra = (pick: (event: NewEvent) => string | null | undefined) => chunk.map((event) => pick(event) ?? null)
     return sql.unsafe(
       `insert into ${table} (ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
        select now(), e.* from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) e`,
       [
-        types,
-        datas,
-        extra((e) => e.extra1),
-        extra((e) => e.extra2),
-        extra((e) => e.extra3),
-        extra((e) => e.extra4)
+        column((e) => e.type),
+        column((e) => e.data),
+        column((e) => e.extra1),
+        column((e) => e.extra2),
+        column((e) => e.extra3),
+        column((e) => e.extra4)
       ]
     )
   }
 
   return Producer.of({ send, sendMany })
 }
+
+/**
+ * A `text[]` literal (`{"a",NULL,"b\\"c"}`), bound as one text parameter: it
+ * carries NULLs the driver could not type, and costs one string per column.
+ */
+const textArray = <A>(items: ReadonlyArray<A>, pick: (item: A) => string | null | undefined): string => {
+  const parts = new Array<string>(items.length)
+  for (let i = 0; i < items.length; i++) {
+    const value = pick(items[i]!)
+    parts[i] = value == null ? "NULL" : `"${value.replace(ARRAY_ESCAPE, "\\$&")}"`
+  }
+  return `{${parts.join(",")}}`
+}
+
+const ARRAY_ESCAPE = /["\\]/g
