@@ -99,21 +99,26 @@ export const make = (sql: SqlClient.SqlClient, pgq: Pgq["Service"]): Producer["S
   )
 
   /**
-   * One INSERT … SELECT FROM unnest(arrays): a single round trip for the whole
-   * chunk. Event tables default ev_id and ev_txid but not ev_time.
+   * One INSERT … SELECT for the whole chunk: each column travels as one JSON
+   * array of strings (escaped natively by JSON.stringify, parsed in C by
+   * json_array_elements_text, NULLs kept) and ROWS FROM zips them back into
+   * rows. Event tables default ev_id and ev_txid but not ev_time.
    */
   const insertChunk = (table: string, chunk: ReadonlyArray<NewEvent>) => {
     const withExtras = chunk.some((e) => e.extra1 != null || e.extra2 != null || e.extra3 != null || e.extra4 != null)
-    const column = (pick: (event: NewEvent) => string | null | undefined) => textArray(chunk, pick)
+    const column = (pick: (event: NewEvent) => string | null | undefined) =>
+      JSON.stringify(chunk.map((event) => pick(event) ?? null))
     if (!withExtras) {
       return sql.unsafe(
-        `insert into ${table} (ev_time, ev_type, ev_data) select now(), e.* from unnest($1::text[], $2::text[]) e`,
+        `insert into ${table} (ev_time, ev_type, ev_data)
+         select now(), e.t, e.d from rows from (${elements(1)}, ${elements(2)}) as e(t, d)`,
         [column((e) => e.type), column((e) => e.data)]
       )
     }
     return sql.unsafe(
       `insert into ${table} (ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
-       select now(), e.* from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) e`,
+       select now(), e.* from rows from (${elements(1)}, ${elements(2)}, ${elements(3)}, ${elements(4)},
+         ${elements(5)}, ${elements(6)}) as e(t, d, x1, x2, x3, x4)`,
       [
         column((e) => e.type),
         column((e) => e.data),
@@ -128,17 +133,4 @@ export const make = (sql: SqlClient.SqlClient, pgq: Pgq["Service"]): Producer["S
   return Producer.of({ send, sendMany })
 }
 
-/**
- * A `text[]` literal (`{"a",NULL,"b\\"c"}`), bound as one text parameter: it
- * carries NULLs the driver could not type, and costs one string per column.
- */
-const textArray = <A>(items: ReadonlyArray<A>, pick: (item: A) => string | null | undefined): string => {
-  const parts = new Array<string>(items.length)
-  for (let i = 0; i < items.length; i++) {
-    const value = pick(items[i]!)
-    parts[i] = value == null ? "NULL" : `"${value.replace(ARRAY_ESCAPE, "\\$&")}"`
-  }
-  return `{${parts.join(",")}}`
-}
-
-const ARRAY_ESCAPE = /["\\]/g
+const elements = (parameter: number) => `json_array_elements_text($${parameter}::json)`

@@ -1,0 +1,48 @@
+/**
+ * Benchmarks: `npm run bench -- <name> [--events N] [--runs N]`.
+ * Each prints one JSON object per measurement on stdout.
+ *
+ *   produce   bulk and single inserts against server-side baselines
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Console, Effect, Layer } from "effect"
+import { Pgq } from "../src/api/Pgq.ts"
+import { Producer } from "../src/api/Producer.ts"
+import * as DevDatabase from "../src/testing/DevDatabase.ts"
+import { produce } from "./produce.ts"
+
+const args = process.argv.slice(2)
+const flag = (name: string, fallback: number): number => {
+  const index = args.indexOf(`--${name}`)
+  const value = index >= 0 ? Number(args[index + 1]) : fallback
+  return Number.isFinite(value) && value > 0 ? value : fallback
+}
+
+const runs = flag("runs", 3)
+const events = flag("events", 200_000)
+
+const benches: Record<string, Effect.Effect<void, unknown, Pgq | Producer | import("effect/sql").SqlClient.SqlClient>> = {
+  produce: produce({ events, singleEvents: flag("single-events", 20_000), runs, chunkSize: flag("chunk-size", 5_000) })
+}
+
+const selected = args.filter((a, i) => !a.startsWith("--") && !(args[i - 1] ?? "").startsWith("--"))
+const names = selected.length > 0 ? selected : Object.keys(benches)
+
+const ServicesLayer = Layer.mergeAll(Pgq.layer, Producer.layer).pipe(
+  Layer.provideMerge(Pgq.layer),
+  Layer.provideMerge(DevDatabase.layer({ maxConnections: 4 }))
+)
+
+Effect.gen(function*() {
+  for (const name of names) {
+    const bench = benches[name]
+    if (bench === undefined) {
+      return yield* Effect.fail(`unknown benchmark ${name}; known: ${Object.keys(benches).join(", ")}`)
+    }
+    yield* bench
+  }
+}).pipe(
+  Effect.provide(ServicesLayer),
+  Effect.tapError((error) => Console.error(String(error))),
+  NodeRuntime.runMain
+)

@@ -1,0 +1,66 @@
+/**
+ * Timing helpers: each measurement runs several times and reports the median,
+ * as one JSON object per line on stdout.
+ */
+import { Clock, Console, Effect } from "effect"
+
+export interface Measurement {
+  readonly name: string
+  readonly events: number
+  readonly seconds: number
+  readonly eventsPerSec: number
+  readonly runs: number
+  readonly [extra: string]: unknown
+}
+
+const median = (values: ReadonlyArray<number>): number => {
+  const sorted = values.toSorted((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+}
+
+/** Runs `setup` then times `run` `runs` times; reports the median duration. */
+export const measure = <E, R, S, E2, R2>(options: {
+  readonly name: string
+  readonly events: number
+  readonly runs: number
+  readonly setup: Effect.Effect<S, E2, R2>
+  readonly run: (state: S) => Effect.Effect<unknown, E, R>
+  readonly extra?: Record<string, unknown>
+}): Effect.Effect<Measurement, E | E2, R | R2> =>
+  Effect.gen(function*() {
+    const durations: Array<number> = []
+    for (let i = 0; i < options.runs; i++) {
+      const state = yield* options.setup
+      const start = yield* Clock.currentTimeNanos
+      yield* options.run(state)
+      const end = yield* Clock.currentTimeNanos
+      durations.push(Number(end - start) / 1e9)
+    }
+    const seconds = median(durations)
+    const measurement: Measurement = {
+      name: options.name,
+      events: options.events,
+      seconds: Number(seconds.toFixed(4)),
+      eventsPerSec: Math.round(options.events / seconds),
+      runs: options.runs,
+      ...options.extra
+    }
+    yield* Console.log(JSON.stringify(measurement))
+    return measurement
+  })
+
+/** Prints a ratio of two measurements (a / b, by events per second). */
+export const ratio = (name: string, a: Measurement, b: Measurement) =>
+  Console.log(JSON.stringify({
+    name,
+    numerator: a.name,
+    denominator: b.name,
+    ratio: Number((a.eventsPerSec / b.eventsPerSec).toFixed(3))
+  }))
+
+/** A payload of about `bytes` bytes that differs per event. */
+export const payload = (i: number, bytes = 100): string => {
+  const head = `{"id":${i},"pad":"`
+  return head + "x".repeat(Math.max(0, bytes - head.length - 2)) + `"}`
+}
