@@ -3,12 +3,16 @@
  * Each prints one JSON object per measurement on stdout.
  *
  *   produce   bulk and single inserts against server-side baselines
+ *   consume   Consumer throughput against a raw-SQL loop
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
+import type { SqlClient } from "effect/sql"
 import { Pgq } from "../src/api/Pgq.ts"
 import { Producer } from "../src/api/Producer.ts"
+import { FailedEvents } from "../src/api/FailedEvents.ts"
 import * as DevDatabase from "../src/testing/DevDatabase.ts"
+import { consume } from "./consume.ts"
 import { produce } from "./produce.ts"
 
 const args = process.argv.slice(2)
@@ -21,14 +25,15 @@ const flag = (name: string, fallback: number): number => {
 const runs = flag("runs", 3)
 const events = flag("events", 200_000)
 
-const benches: Record<string, Effect.Effect<void, unknown, Pgq | Producer | import("effect/sql").SqlClient.SqlClient>> = {
-  produce: produce({ events, singleEvents: flag("single-events", 20_000), runs, chunkSize: flag("chunk-size", 5_000) })
+const benches: Record<string, Effect.Effect<void, unknown, Pgq | Producer | FailedEvents | SqlClient.SqlClient>> = {
+  produce: produce({ events, singleEvents: flag("single-events", 20_000), runs, chunkSize: flag("chunk-size", 5_000) }),
+  consume: consume({ batches: flag("batches", 200), batchSize: flag("batch-size", 1000), runs })
 }
 
 const selected = args.filter((a, i) => !a.startsWith("--") && !(args[i - 1] ?? "").startsWith("--"))
 const names = selected.length > 0 ? selected : Object.keys(benches)
 
-const ServicesLayer = Layer.mergeAll(Pgq.layer, Producer.layer).pipe(
+const ServicesLayer = Layer.mergeAll(Pgq.layer, Producer.layer, FailedEvents.layer).pipe(
   Layer.provideMerge(Pgq.layer),
   Layer.provideMerge(DevDatabase.layer({ maxConnections: 4 }))
 )

@@ -50,6 +50,46 @@ export const measure = <E, R, S, E2, R2>(options: {
     return measurement
   })
 
+/**
+ * Times several contenders in alternation (a, b, c, a, b, c, …), so drift in
+ * the machine or the database during the run affects them alike; reports each
+ * one's median.
+ */
+export const measureInterleaved = <S, E, R>(options: {
+  readonly events: number
+  readonly runs: number
+  readonly setup: Effect.Effect<S, E, R>
+  readonly teardown: (state: S) => Effect.Effect<unknown, E, R>
+  readonly contenders: ReadonlyArray<{ readonly name: string; readonly run: (state: S) => Effect.Effect<unknown, E, R> }>
+}): Effect.Effect<ReadonlyArray<Measurement>, E, R> =>
+  Effect.gen(function*() {
+    const durations = options.contenders.map(() => new Array<number>())
+    for (let i = 0; i < options.runs; i++) {
+      for (let c = 0; c < options.contenders.length; c++) {
+        const state = yield* options.setup
+        const start = yield* Clock.currentTimeNanos
+        yield* options.contenders[c]!.run(state)
+        const end = yield* Clock.currentTimeNanos
+        durations[c]!.push(Number(end - start) / 1e9)
+        yield* options.teardown(state)
+      }
+    }
+    const results: Array<Measurement> = []
+    for (let c = 0; c < options.contenders.length; c++) {
+      const seconds = median(durations[c]!)
+      const measurement: Measurement = {
+        name: options.contenders[c]!.name,
+        events: options.events,
+        seconds: Number(seconds.toFixed(4)),
+        eventsPerSec: Math.round(options.events / seconds),
+        runs: options.runs
+      }
+      yield* Console.log(JSON.stringify(measurement))
+      results.push(measurement)
+    }
+    return results
+  })
+
 /** Prints a ratio of two measurements (a / b, by events per second). */
 export const ratio = (name: string, a: Measurement, b: Measurement) =>
   Console.log(JSON.stringify({

@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Context, DateTime, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Context, DateTime, Duration, Effect, Layer, Option, Schema, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { BatchInfo, NextBatch } from "./BatchInfo.ts"
@@ -24,7 +24,7 @@ import {
   type PgqError,
   QueueNotFound
 } from "./PgqError.ts"
-import { PgqEvent } from "./PgqEvent.ts"
+import { fromValues, type PgqEvent } from "./PgqEvent.ts"
 import { QueueInfo } from "./QueueInfo.ts"
 
 /**
@@ -84,6 +84,22 @@ export class MaintOperation extends Schema.Class<MaintOperation>("effect-pgq/Mai
 }) {}
 
 /**
+ * A batch handed to a consumer, with its events to stream.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OpenBatch {
+  readonly info: NextBatch
+  /** The batch's first events (all of them when the batch fits a page), already fetched. */
+  readonly firstPage: ReadonlyArray<PgqEvent>
+  /** The events after the first page, through a cursor; empty when the batch fit one page. */
+  readonly rest: Stream.Stream<PgqEvent, PgqError>
+  /** All the batch's events: `firstPage`, then `rest`. */
+  readonly events: Stream.Stream<PgqEvent, PgqError>
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -141,6 +157,34 @@ export class Pgq extends Context.Service<Pgq, {
    * a time. Runs in the current transaction, or in its own when there is none.
    */
   readonly getBatchCursor: (batchId: BatchId, options?: CursorOptions) => Stream.Stream<PgqEvent, PgqError>
+
+  /**
+   * The events of a batch, in id order, with at most `pageSize + 1` in
+   * memory: what `pgq.get_batch_events` returns, read by running pgq's own
+   * batch query (`pgq.batch_event_sql`) directly. A batch that fits one page
+   * costs one query; a bigger one continues through a cursor. Faster than
+   * both pgq functions, which materialise their result on the server first.
+   * Runs in the current transaction, or in its own when there is none.
+   */
+  readonly streamBatchEvents: (
+    batchId: BatchId,
+    options?: { readonly pageSize?: number | undefined }
+  ) => Stream.Stream<PgqEvent, PgqError>
+
+  /**
+   * `nextBatchInfo` (or `nextBatchCustom` with conditions) and the batch's
+   * events as `streamBatchEvents` gives them: the batch and its query in one
+   * round trip, the first page in a second. The consumer's way to take a
+   * batch; read `rest` in the same transaction.
+   */
+  readonly takeNextBatch: (
+    queue: string,
+    consumer: string,
+    options?: {
+      readonly conditions?: BatchConditions | undefined
+      readonly pageSize?: number | undefined
+    }
+  ) => Effect.Effect<Option.Option<OpenBatch>, PgqError>
 
   /** Puts an event back into the queue for this consumer after `retryAfter` (or at a time). */
   readonly eventRetry: (
@@ -229,7 +273,6 @@ const decodeQueueInfos = decodeOrDie(Schema.Array(QueueInfo))
 const decodeConsumerInfos = decodeOrDie(Schema.Array(ConsumerInfo))
 const decodeNextBatch = decodeOrDie(NextBatch)
 const decodeBatchInfos = decodeOrDie(Schema.Array(BatchInfo))
-const decodeEvents = decodeOrDie(Schema.Array(PgqEvent))
 const decodeMaintOperations = decodeOrDie(Schema.Array(MaintOperation))
 
 /** Interval columns arrive as milliseconds, ready for `Schema.DurationFromMillis`. */
@@ -254,33 +297,6 @@ const BATCH_INFO_COLUMNS = `queue_name as "queueName", consumer_name as "consume
   batch_start as "batchStart", batch_end as "batchEnd", prev_tick_id as "prevTickId", tick_id as "tickId",
   ${ms("lag")} as "lag", seq_start as "seqStart", seq_end as "seqEnd"`
 
-interface EventRow {
-  readonly ev_id: unknown
-  readonly ev_time: unknown
-  readonly ev_txid: unknown
-  readonly ev_retry: unknown
-  readonly ev_type: unknown
-  readonly ev_data: unknown
-  readonly ev_extra1: unknown
-  readonly ev_extra2: unknown
-  readonly ev_extra3: unknown
-  readonly ev_extra4: unknown
-}
-
-/** pgq's event columns, renamed to `PgqEvent`'s fields (cursor rows cannot be aliased). */
-const eventFields = (row: EventRow) => ({
-  id: row.ev_id,
-  time: row.ev_time,
-  txid: row.ev_txid,
-  retry: row.ev_retry,
-  type: row.ev_type,
-  data: row.ev_data,
-  extra1: row.ev_extra1,
-  extra2: row.ev_extra2,
-  extra3: row.ev_extra3,
-  extra4: row.ev_extra4
-})
-
 const DEFAULT_FETCH_SIZE = 1000
 
 /** pgq's `*_seconds` arguments are whole seconds: a delay is rounded up so it is never shorter. */
@@ -291,6 +307,13 @@ const wholeSeconds = (operation: string, input: Duration.Input): Effect.Effect<n
     ? Effect.succeed(Math.ceil(millis / 1000))
     : Effect.fail(new InvalidArgument({ operation, argument: "delay", reason: "must be a finite, non-negative duration" }))
 }
+
+const minCountOf = (operation: string, minCount: number | undefined) =>
+  minCount === undefined
+    ? Effect.succeed(null)
+    : Number.isInteger(minCount) && minCount >= 0 && minCount <= 2_147_483_647
+    ? Effect.succeed(minCount)
+    : Effect.fail(new InvalidArgument({ operation, argument: "minCount", reason: "must be a non-negative int4" }))
 
 const intervalText = (operation: string, argument: string, input: Duration.Input | undefined) => {
   if (input === undefined) return Effect.succeed(null)
@@ -447,10 +470,7 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
       const operation = "Pgq.nextBatchCustom"
       const minLag = yield* intervalText(operation, "minLag", conditions.minLag)
       const minInterval = yield* intervalText(operation, "minInterval", conditions.minInterval)
-      const minCount = conditions.minCount ?? null
-      if (minCount !== null && (!Number.isInteger(minCount) || minCount < 0 || minCount > 2_147_483_647)) {
-        return yield* new InvalidArgument({ operation, argument: "minCount", reason: "must be a non-negative int4" })
-      }
+      const minCount = yield* minCountOf(operation, conditions.minCount)
       return yield* nextBatchRow(
         operation,
         queue,
@@ -476,47 +496,146 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
   const getBatchEvents = Effect.fn("Pgq.getBatchEvents")(function*(batchId: BatchId) {
     const rows = yield* run(
       { operation: "Pgq.getBatchEvents", batchId },
-      sql<EventRow>`select * from pgq.get_batch_events(${batchId})`
+      sql`select * from pgq.get_batch_events(${batchId})`.values
     )
-    return yield* decodeEvents(rows.map(eventFields))
+    return fromValues(rows)
   })
 
   let cursorCounter = 0
-  const getBatchCursor = (batchId: BatchId, options?: CursorOptions): Stream.Stream<PgqEvent, PgqError> => {
-    const operation = "Pgq.getBatchCursor"
-    const fetchSize = options?.fetchSize ?? DEFAULT_FETCH_SIZE
-    if (!Number.isInteger(fetchSize) || fetchSize < 1 || fetchSize > 1_000_000) {
-      return Stream.fail(
-        new InvalidArgument({ operation, argument: "fetchSize", reason: "must be an integer from 1 to 1,000,000" })
-      )
-    }
-    // Generated here, never taken from input: FETCH cannot bind a cursor name.
-    const cursor = `pgq_batch_${batchId}_${++cursorCounter}`
-    const context = { operation, batchId }
-    const page = (rows: ReadonlyArray<EventRow>) =>
-      Effect.map(
-        decodeEvents(rows.map(eventFields)),
-        (events) => [events, rows.length < fetchSize ? Option.none() : Option.some(false)] as const
-      )
-    const open = options?.extraWhere === undefined
-      ? sql<EventRow>`select * from pgq.get_batch_cursor(${batchId}, ${cursor}, ${fetchSize})`
-      : sql<EventRow>`select * from pgq.get_batch_cursor(${batchId}, ${cursor}, ${fetchSize}, ${options.extraWhere})`
-    const pages = Stream.paginate(true, (first: boolean) =>
-      run(context, first ? open : sql.unsafe<EventRow>(`fetch ${fetchSize} from ${cursor}`)).pipe(
-        Effect.flatMap(page)
-      )).pipe(Stream.ensuring(Effect.ignore(sql.unsafe(`close ${cursor}`))))
+  /** Cursor names are generated, never taken from input: FETCH cannot bind one. */
+  const cursorName = (batchId: BatchId) => `pgq_batch_${batchId}_${++cursorCounter}`
 
-    return Stream.unwrap(Effect.gen(function*() {
-      if (Option.isSome(yield* Effect.serviceOption(sql.transactionService))) return pages
-      // A cursor lives in a transaction: outside one, the stream holds its own
-      // connection and read-only transaction until it ends.
+  const validPageSize = (operation: string, argument: string, size: number) =>
+    Number.isInteger(size) && size >= 1 && size <= 1_000_000
+      ? Effect.void
+      : Effect.fail(new InvalidArgument({ operation, argument, reason: "must be an integer from 1 to 1,000,000" }))
+
+  /** Cursors live in a transaction: outside one, the stream holds its own until it ends. */
+  const inTransaction = <A>(
+    context: ErrorContext,
+    stream: Effect.Effect<Stream.Stream<A, PgqError>, PgqError, Scope.Scope>
+  ): Stream.Stream<A, PgqError> =>
+    Stream.unwrap(Effect.gen(function*() {
+      if (Option.isSome(yield* Effect.serviceOption(sql.transactionService))) return yield* stream
       const connection = yield* Effect.acquireRelease(
         Effect.tap(sql.reserve, (connection) => connection.executeRaw("begin", [])),
         (connection) => Effect.ignore(connection.executeRaw("rollback", []))
       ).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(mapSqlError(error, context))))
-      return Stream.provideService(pages, sql.transactionService, [connection, 1])
+      return Stream.provideService(
+        yield* Effect.provideService(stream, sql.transactionService, [connection, 1]),
+        sql.transactionService,
+        [connection, 1]
+      )
     }))
+
+  /** Pages of `fetch` from an open cursor, until a short page. */
+  const fetchPages = (context: ErrorContext, cursor: string, pageSize: number) =>
+    Stream.paginate(undefined, () =>
+      Effect.map(
+        run(context, sql.unsafe(`fetch ${pageSize} from ${cursor}`).valuesUnprepared),
+        (rows) => [fromValues(rows), rows.length < pageSize ? Option.none<undefined>() : Option.some(undefined)] as const
+      ))
+
+  const getBatchCursor = (batchId: BatchId, options?: CursorOptions): Stream.Stream<PgqEvent, PgqError> => {
+    const operation = "Pgq.getBatchCursor"
+    const context = { operation, batchId }
+    const fetchSize = options?.fetchSize ?? DEFAULT_FETCH_SIZE
+    return inTransaction(
+      context,
+      Effect.gen(function*() {
+        yield* validPageSize(operation, "fetchSize", fetchSize)
+        const cursor = cursorName(batchId)
+        const first = yield* run(
+          context,
+          options?.extraWhere === undefined
+            ? sql`select * from pgq.get_batch_cursor(${batchId}, ${cursor}, ${fetchSize})`.values
+            : sql`select * from pgq.get_batch_cursor(${batchId}, ${cursor}, ${fetchSize}, ${options.extraWhere})`.values
+        )
+        const head = Stream.fromArray(fromValues(first))
+        // The cursor is not closed: the transaction's end closes it, without a round trip.
+        return first.length < fetchSize ? head : Stream.concat(head, fetchPages(context, cursor, fetchSize))
+      })
+    )
   }
+
+  /**
+   * Runs pgq's batch query (it ends with "order by 1": ev_id, unique within a
+   * batch): one query when the batch fits a page, else the first page and a
+   * cursor for the rest. Not prepared: the text changes with every batch.
+   */
+  const eventsOfQuery = (context: ErrorContext, batchId: BatchId, query: string, pageSize: number) =>
+    Effect.gen(function*() {
+      const first = yield* run(context, sql.unsafe(`${query} limit ${pageSize + 1}`).valuesUnprepared)
+      if (first.length <= pageSize) return { firstPage: fromValues(first), rest: Stream.empty }
+      const head = first.slice(0, pageSize)
+      const cursor = cursorName(batchId)
+      yield* run(
+        context,
+        sql.unsafe(
+          `declare ${cursor} no scroll cursor for select * from (${query}) e where ev_id > ${
+            head[pageSize - 1]![0] as bigint
+          }::int8 order by ev_id`
+        ).unprepared
+      )
+      return { firstPage: fromValues(head), rest: fetchPages(context, cursor, pageSize) }
+    })
+
+  const streamBatchEvents = (
+    batchId: BatchId,
+    options?: { readonly pageSize?: number | undefined }
+  ): Stream.Stream<PgqEvent, PgqError> => {
+    const operation = "Pgq.streamBatchEvents"
+    const context = { operation, batchId }
+    const pageSize = options?.pageSize ?? DEFAULT_FETCH_SIZE
+    return inTransaction(
+      context,
+      Effect.gen(function*() {
+        yield* validPageSize(operation, "pageSize", pageSize)
+        const [found] = yield* run(context, sql<{ readonly q: string }>`select pgq.batch_event_sql(${batchId}) as q`)
+        const { firstPage, rest } = yield* eventsOfQuery(context, batchId, found?.q ?? "", pageSize)
+        return Stream.concat(Stream.fromArray(firstPage), rest)
+      })
+    )
+  }
+
+  const takeNextBatch = Effect.fn("Pgq.takeNextBatch")(function*(
+    queue: string,
+    consumer: string,
+    options?: { readonly conditions?: BatchConditions | undefined; readonly pageSize?: number | undefined }
+  ) {
+    const operation = "Pgq.takeNextBatch"
+    yield* names(queue, consumer)
+    const pageSize = options?.pageSize ?? DEFAULT_FETCH_SIZE
+    yield* validPageSize(operation, "pageSize", pageSize)
+    const conditions = options?.conditions
+    const source = conditions === undefined
+      ? { text: "pgq.next_batch_info($1, $2)", params: [queue, consumer] }
+      : {
+        text: "pgq.next_batch_custom($1, $2, $3::interval, $4::int4, $5::interval)",
+        params: [
+          queue,
+          consumer,
+          yield* intervalText(operation, "minLag", conditions.minLag),
+          yield* minCountOf(operation, conditions.minCount),
+          yield* intervalText(operation, "minInterval", conditions.minInterval)
+        ]
+      }
+    const context = { operation, queue, consumer }
+    const rows = yield* run(
+      context,
+      sql.unsafe<{ readonly batchId: bigint | null; readonly query: string | null }>(
+        `select ${NEXT_BATCH_COLUMNS},
+          case when b.batch_id is not null then pgq.batch_event_sql(b.batch_id) end as query
+         from ${source.text} b`,
+        source.params
+      )
+    )
+    const row = rows[0]
+    if (row === undefined || row.batchId === null || row.query === null) return Option.none<OpenBatch>()
+    const info = yield* decodeNextBatch(row)
+    const { firstPage, rest } = yield* eventsOfQuery({ operation, batchId: info.batchId }, info.batchId, row.query, pageSize)
+    return Option.some<OpenBatch>({ info, firstPage, rest, events: Stream.concat(Stream.fromArray(firstPage), rest) })
+  })
 
   const eventRetry = Effect.fn("Pgq.eventRetry")(
     function*(batchId: BatchId, eventId: EventId, retryAfter: Duration.Input | DateTime.DateTime) {
@@ -730,6 +849,8 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
     nextBatchCustom,
     getBatchEvents,
     getBatchCursor,
+    streamBatchEvents,
+    takeNextBatch,
     eventRetry,
     batchRetry,
     finishBatch,

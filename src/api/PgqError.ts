@@ -8,8 +8,8 @@
 import { Schema } from "effect"
 
 /**
- * The database has no `pgq` schema: run `CREATE EXTENSION pgq` (or the
- * installer) first.
+ * The database lacks the pgq extension, or effect-pgq's own schema (needed by
+ * the failed-event store): run `CREATE EXTENSION pgq` or the installer first.
  *
  * @since 0.1.0
  * @category errors
@@ -81,6 +81,25 @@ export class EventNotFound extends Schema.TaggedError<EventNotFound>()("EventNot
 }) {
   override get message(): string {
     return `${this.operation}: event ${this.eventId} is not in batch ${this.batchId}`
+  }
+}
+
+/**
+ * No stored failed event with this id for this queue and consumer.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class FailedEventNotFound extends Schema.TaggedError<FailedEventNotFound>()("FailedEventNotFound", {
+  operation: Schema.String,
+  queue: Schema.String,
+  consumer: Schema.String,
+  eventId: Schema.BigInt
+}) {
+  override get message(): string {
+    return `${this.operation}: no failed event ${this.eventId} for consumer ${JSON.stringify(this.consumer)} on queue ${
+      JSON.stringify(this.queue)
+    }`
   }
 }
 
@@ -167,6 +186,7 @@ export type PgqError =
   | ConsumerNotRegistered
   | BatchNotFound
   | EventNotFound
+  | FailedEventNotFound
   | QueueHasConsumers
   | InvalidName
   | InvalidArgument

@@ -109,5 +109,5 @@ export const mapSqlError = (error: SqlError, context: ErrorContext): PgqError =>
  */
 const isPgqMissing = (code: string | undefined, message: string): boolean =>
   (code === "58P01" && message.includes("pgq.control")) ||
-  (code === "3F000" && message.includes("\"pgq\"")) ||
-  ((code === "42883" || code === "42P01") && /\bpgq\./.test(message))
+  (code === "3F000" && /"(pgq|effect_pgq)"/.test(message)) ||
+  ((code === "42883" || code === "42P01") && /\b(pgq|effect_pgq)\./.test(message))
