@@ -31,3 +31,32 @@ export * from "./api/PgqEvent.ts"
 export { type BulkOptions, Producer } from "./api/Producer.ts"
 /** @since 0.1.0 */
 export * from "./api/QueueInfo.ts"
+/** @since 0.1.0 */
+export { EventStatus, ConsumerEventStatus, EventState } from "./api/EventStatus.ts"
+/** @since 0.1.0 */
+export { FailedEvent, FailedEvents, type FailedEventTarget, type ListOptions } from "./api/FailedEvents.ts"
+/** @since 0.1.0 */
+export { type OpenBatch } from "./api/Pgq.ts"
+/** @since 0.1.0 */
+export {
+  type BatchContext,
+  type BatchHandler,
+  BatchStats,
+  type EventHandler,
+  type Handler,
+  type ProcessorSettings
+} from "./consumer/BatchProcessor.ts"
+/** @since 0.1.0 */
+export * as Consumer from "./consumer/Consumer.ts"
+/** @since 0.1.0 */
+export * as Dispatch from "./consumer/Dispatch.ts"
+/** @since 0.1.0 */
+export * as EventResult from "./consumer/EventResult.ts"
+/** @since 0.1.0 */
+export * as FailurePolicy from "./consumer/FailurePolicy.ts"
+/** @since 0.1.0 */
+export * as InteractiveConsumer from "./consumer/InteractiveConsumer.ts"
+/** @since 0.1.0 */
+export * as Semconv from "./telemetry/Semconv.ts"
+/** @since 0.1.0 */
+export * as PgqServices from "./api/Services.ts"
