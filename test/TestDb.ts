@@ -12,9 +12,12 @@ import { Producer } from "../src/api/Producer.ts"
 
 export const clientLayer = (url: string) => PgClient.layer({ url: Redacted.make(url), maxConnections: 8 })
 
+/** The test database, with the pgq extension. */
+export const url = inject("pgqDatabaseUrl")
+
 export const layer = Layer.mergeAll(Pgq.layer, Producer.layer, Installer.layer).pipe(
   Layer.provideMerge(Pgq.layer),
-  Layer.provideMerge(clientLayer(inject("pgqDatabaseUrl")))
+  Layer.provideMerge(clientLayer(url))
 )
 
 let counter = 0
