@@ -2,14 +2,21 @@
  * Consumer throughput: batches of ~100-byte events with a no-op handler, for
  * effect-pgq's Consumer and, in the same run and in alternation, a raw-SQL
  * loop on @effect/sql-pg (next_batch / get_batch_events / finish_batch, one
- * transaction per batch) as the baseline.
+ * transaction per batch) as the baseline, and Skytools' Python consumer
+ * (pgq.Consumer) where it is installed.
  */
-import { Effect, Exit, Scope } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Exit, Redacted, Schema, Scope } from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { SqlClient } from "effect/sql"
 import { Pgq } from "../src/api/Pgq.ts"
 import { Producer } from "../src/api/Producer.ts"
 import * as Consumer from "../src/consumer/Consumer.ts"
 import { measureInterleaved, payload, ratio } from "./measure.ts"
+
+const SKYTOOLS_PYTHON = "/usr/bin/python3"
+const SKYTOOLS_SCRIPT = new URL("./skytools_consumer.py", import.meta.url).pathname
+const SkytoolsResult = Schema.Struct({ events: Schema.Number, seconds: Schema.Number })
 
 export const consume = (options: { readonly batches: number; readonly batchSize: number; readonly runs: number }) =>
   Effect.gen(function*() {
@@ -64,15 +71,35 @@ export const consume = (options: { readonly batches: number; readonly batchSize:
         if (stats.ok !== events) return yield* Effect.die(`consumer processed ${stats.ok} events, expected ${events}`)
       })
 
-    const [raw, effectPgq] = yield* measureInterleaved({
+    const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+    const url = Redacted.value((yield* PgClient.PgClient).config.url ?? Redacted.make(""))
+    const python = (args: ReadonlyArray<string>) =>
+      spawner.string(ChildProcess.make(SKYTOOLS_PYTHON, args, { stdin: "ignore" }))
+    // Skytools' consumer joins when its Python package is installed (Debian: python3-pgq).
+    const hasSkytools = yield* spawner.exitCode(ChildProcess.make(SKYTOOLS_PYTHON, ["-c", "import pgq"], { stdin: "ignore" }))
+      .pipe(Effect.map((code) => code === 0), Effect.orElseSucceed(() => false))
+    const skytoolsRun = ({ queue, consumer }: { queue: string; consumer: string }) =>
+      python([SKYTOOLS_SCRIPT, url, queue, consumer]).pipe(
+        Effect.flatMap(Schema.decodeUnknownEffect(Schema.fromJsonString(SkytoolsResult))),
+        Effect.flatMap((result) =>
+          result.events === events
+            ? Effect.succeed({ seconds: result.seconds })
+            : Effect.die(`Skytools consumer saw ${result.events} events, expected ${events}`)
+        ),
+        Effect.orDie
+      )
+
+    const [raw, effectPgq, skytools] = yield* measureInterleaved({
       events,
       runs: options.runs,
       setup: loadedQueue,
       teardown: ({ queue }) => pgq.dropQueue(queue, { force: true }),
       contenders: [
         { name: "baseline: raw SQL loop (@effect/sql-pg)", run: rawLoop },
-        { name: "effect-pgq Consumer.processAvailable", run: consumerRun }
+        { name: "effect-pgq Consumer.processAvailable", run: consumerRun },
+        ...(hasSkytools ? [{ name: "Skytools pgq.Consumer (Python)", run: skytoolsRun }] : [])
       ]
     })
     yield* ratio("Consumer / raw SQL loop", effectPgq!, raw!)
+    if (skytools !== undefined) yield* ratio("Consumer / Skytools pgq.Consumer", effectPgq!, skytools)
   })

@@ -5,9 +5,10 @@
  *   produce   bulk and single inserts against server-side baselines
  *   consume   Consumer throughput against a raw-SQL loop
  */
-import { NodeRuntime } from "@effect/platform-node"
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
 import type { SqlClient } from "effect/sql"
+import type { PgClient } from "@effect/sql-pg"
 import { Pgq } from "../src/api/Pgq.ts"
 import { Producer } from "../src/api/Producer.ts"
 import { FailedEvents } from "../src/api/FailedEvents.ts"
@@ -25,7 +26,9 @@ const flag = (name: string, fallback: number): number => {
 const runs = flag("runs", 3)
 const events = flag("events", 200_000)
 
-const benches: Record<string, Effect.Effect<void, unknown, Pgq | Producer | FailedEvents | SqlClient.SqlClient>> = {
+type BenchServices = Pgq | Producer | FailedEvents | SqlClient.SqlClient | PgClient.PgClient | NodeServices.NodeServices
+
+const benches: Record<string, Effect.Effect<void, unknown, BenchServices>> = {
   produce: produce({ events, singleEvents: flag("single-events", 20_000), runs, chunkSize: flag("chunk-size", 5_000) }),
   consume: consume({ batches: flag("batches", 200), batchSize: flag("batch-size", 1000), runs })
 }
@@ -35,7 +38,8 @@ const names = selected.length > 0 ? selected : Object.keys(benches)
 
 const ServicesLayer = Layer.mergeAll(Pgq.layer, Producer.layer, FailedEvents.layer).pipe(
   Layer.provideMerge(Pgq.layer),
-  Layer.provideMerge(DevDatabase.layer({ maxConnections: 4 }))
+  Layer.provideMerge(DevDatabase.layer({ maxConnections: 4 })),
+  Layer.provideMerge(NodeServices.layer)
 )
 
 Effect.gen(function*() {

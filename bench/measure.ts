@@ -53,14 +53,18 @@ export const measure = <E, R, S, E2, R2>(options: {
 /**
  * Times several contenders in alternation (a, b, c, a, b, c, …), so drift in
  * the machine or the database during the run affects them alike; reports each
- * one's median.
+ * one's median. A contender that times itself (another process, whose start-up
+ * should not count) returns its own seconds.
  */
 export const measureInterleaved = <S, E, R>(options: {
   readonly events: number
   readonly runs: number
   readonly setup: Effect.Effect<S, E, R>
   readonly teardown: (state: S) => Effect.Effect<unknown, E, R>
-  readonly contenders: ReadonlyArray<{ readonly name: string; readonly run: (state: S) => Effect.Effect<unknown, E, R> }>
+  readonly contenders: ReadonlyArray<{
+    readonly name: string
+    readonly run: (state: S) => Effect.Effect<void | { readonly seconds: number }, E, R>
+  }>
 }): Effect.Effect<ReadonlyArray<Measurement>, E, R> =>
   Effect.gen(function*() {
     const durations = options.contenders.map(() => new Array<number>())
@@ -68,9 +72,9 @@ export const measureInterleaved = <S, E, R>(options: {
       for (let c = 0; c < options.contenders.length; c++) {
         const state = yield* options.setup
         const start = yield* Clock.currentTimeNanos
-        yield* options.contenders[c]!.run(state)
+        const own = yield* options.contenders[c]!.run(state)
         const end = yield* Clock.currentTimeNanos
-        durations[c]!.push(Number(end - start) / 1e9)
+        durations[c]!.push(own === undefined ? Number(end - start) / 1e9 : own.seconds)
         yield* options.teardown(state)
       }
     }
