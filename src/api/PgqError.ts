@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Predicate, Schema } from "effect"
 
 /**
  * The database lacks the pgq extension, or effect-pgq's own schema (needed by
@@ -191,3 +191,23 @@ export type PgqError =
   | InvalidName
   | InvalidArgument
   | PgqSqlError
+
+const TAGS: ReadonlySet<string> = new Set<PgqError["_tag"]>([
+  "PgqNotInstalled",
+  "QueueNotFound",
+  "ConsumerNotRegistered",
+  "BatchNotFound",
+  "EventNotFound",
+  "FailedEventNotFound",
+  "QueueHasConsumers",
+  "InvalidName",
+  "InvalidArgument",
+  "PgqSqlError"
+])
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isPgqError = (u: unknown): u is PgqError =>
+  Predicate.hasProperty(u, "_tag") && Predicate.isString(u._tag) && TAGS.has(u._tag)

@@ -43,12 +43,17 @@ export interface ErrorContext {
  */
 export const serverError = (error: SqlError): { readonly code: string | undefined; readonly message: string } => {
   const cause: unknown = error.reason.cause
-  const code = Predicate.hasProperty(cause, "code") && Predicate.isString(cause.code) ? cause.code : undefined
+  // Only PostgreSQL's five-character SQLSTATEs: a socket error's code (ECONNREFUSED) is not one.
+  const code = Predicate.hasProperty(cause, "code") && Predicate.isString(cause.code) && SQLSTATE.test(cause.code)
+    ? cause.code
+    : undefined
   const message = Predicate.hasProperty(cause, "message") && Predicate.isString(cause.message)
     ? cause.message
     : error.reason.message
   return { code, message }
 }
+
+const SQLSTATE = /^[0-9A-Z]{5}$/
 
 const RETRYABLE_REASONS = new Set(["ConnectionError", "DeadlockError", "SerializationError", "LockTimeoutError"])
 
