@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, FileSystem, Path, Schema, Scope, Stream } from "effect"
+import { Effect, FileSystem, Path, Predicate, Schema, Scope, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as Net from "node:net"
 import * as Os from "node:os"
@@ -288,7 +288,7 @@ const removeAbandonedClusters = (
     const entries = yield* fs.readDirectory(baseDir).pipe(Effect.orElseSucceed(() => []))
     for (const entry of entries) {
       const pid = Number(/^cluster-(\d+)-/.exec(entry)?.[1])
-      if (!Number.isInteger(pid) || isAlive(pid)) continue
+      if (!Number.isInteger(pid) || (yield* isAlive(pid))) continue
       const dir = path.join(baseDir, entry)
       yield* runPg("pg_ctl stop", path.join(bindir, "pg_ctl"), ["stop", "-D", dir, "-m", "immediate"]).pipe(
         Effect.ignore
@@ -297,14 +297,14 @@ const removeAbandonedClusters = (
     }
   })
 
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
+/** Signal 0 only asks whether the process exists; EPERM means it does, as another user's. */
+const isAlive = (pid: number): Effect.Effect<boolean> =>
+  Effect.try(() => process.kill(pid, 0)).pipe(
+    Effect.as(true),
+    Effect.catch((error) =>
+      Effect.succeed(Predicate.hasProperty(error.cause, "code") && error.cause.code === "EPERM")
+    )
+  )
 
 const freePort = Effect.callback<number, ThrowawayPostgresError>((resume) => {
   const server = Net.createServer()
