@@ -6,7 +6,7 @@
  * (pgq.Consumer) where it is installed.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Exit, Redacted, Schema, Scope } from "effect"
+import { Effect, Exit, Redacted, Schema, Scope, Tracer } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { SqlClient } from "effect/sql"
 import { Pgq } from "../src/api/Pgq.ts"
@@ -60,6 +60,9 @@ export const consume = (options: { readonly batches: number; readonly batchSize:
         if (seen !== events) return yield* Effect.die(`raw loop saw ${seen} events, expected ${events}`)
       }).pipe(Effect.orDie)
 
+    /** A tracer that makes real spans and drops them: the per-event span cost, without an exporter's. */
+    const tracer = Tracer.make({ span: (spanOptions) => new Tracer.NativeSpan(spanOptions) })
+
     const consumerRun = ({ queue, consumer }: { queue: string; consumer: string }) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
@@ -89,7 +92,7 @@ export const consume = (options: { readonly batches: number; readonly batchSize:
         Effect.orDie
       )
 
-    const [raw, effectPgq, skytools] = yield* measureInterleaved({
+    const [raw, effectPgq, traced, skytools] = yield* measureInterleaved({
       events,
       runs: options.runs,
       setup: loadedQueue,
@@ -97,9 +100,14 @@ export const consume = (options: { readonly batches: number; readonly batchSize:
       contenders: [
         { name: "baseline: raw SQL loop (@effect/sql-pg)", run: rawLoop },
         { name: "effect-pgq Consumer.processAvailable", run: consumerRun },
+        {
+          name: "effect-pgq Consumer.processAvailable, traced (a span per event)",
+          run: (state) => Effect.provideService(consumerRun(state), Tracer.Tracer, tracer)
+        },
         ...(hasSkytools ? [{ name: "Skytools pgq.Consumer (Python)", run: skytoolsRun }] : [])
       ]
     })
     yield* ratio("Consumer / raw SQL loop", effectPgq!, raw!)
+    yield* ratio("traced Consumer / raw SQL loop", traced!, raw!)
     if (skytools !== undefined) yield* ratio("Consumer / Skytools pgq.Consumer", effectPgq!, skytools)
   })
