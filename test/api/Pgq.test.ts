@@ -1,8 +1,9 @@
 import { assert, layer } from "@effect/vitest"
-import { DateTime, Duration, Effect, Option, Stream } from "effect"
+import { DateTime, Duration, Effect, Option, Schema, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { Pgq } from "../../src/api/Pgq.ts"
 import { BatchId, EventId, TickId } from "../../src/api/Ids.ts"
+import { PgqEvent } from "../../src/api/PgqEvent.ts"
 import * as TestDb from "../TestDb.ts"
 
 /** Produces, ticks and opens the next batch; returns its id. */
@@ -153,6 +154,56 @@ layer(TestDb.layer, { excludeTestServices: true })("Pgq", (it) => {
       const unknown = yield* Effect.flip(Stream.runCollect(pgq.getBatchCursor(BatchId.make(987_654_321n))))
       assert.strictEqual(unknown._tag, "BatchNotFound")
       yield* pgq.finishBatch(batch)
+    }))
+
+  it.effect("streams a batch with pgq's own batch query, page by page", () =>
+    Effect.gen(function*() {
+      const pgq = yield* Pgq
+      const sql = yield* SqlClient.SqlClient
+      const { queue, consumer } = yield* TestDb.queueWithConsumer("q")
+      yield* sql`insert into ${sql.literal(yield* pgq.currentEventTable(queue))} (ev_time, ev_type, ev_data, ev_extra2)
+        select now(), 't', i::text, 'x' from generate_series(1, 2345) i`.pipe(sql.withTransaction)
+      yield* TestDb.tick(queue)
+      const batch = Option.getOrThrow(yield* pgq.nextBatch(queue, consumer))
+      const expected = Array.from({ length: 2345 }, (_, i) => String(i + 1))
+      for (const pageSize of [500, 2345, 2344, 5000]) {
+        const events = yield* Stream.runCollect(pgq.streamBatchEvents(batch, { pageSize }))
+        assert.deepStrictEqual(events.map((e) => e.data), expected, `page size ${pageSize}`)
+      }
+      const inside = yield* Stream.runCollect(pgq.streamBatchEvents(batch, { pageSize: 700 })).pipe(sql.withTransaction)
+      assert.strictEqual(inside.length, 2345)
+      // Events come straight from driver rows: they must satisfy the schema all the same.
+      assert.isTrue(inside.every(Schema.is(PgqEvent)))
+      assert.isTrue(inside.every((e) => e.extra2 === "x" && e.extra1 === null && DateTime.isDateTime(e.time)))
+      const bad = yield* Effect.flip(Stream.runCollect(pgq.streamBatchEvents(batch, { pageSize: 0 })))
+      assert.strictEqual(bad._tag, "InvalidArgument")
+      const unknown = yield* Effect.flip(Stream.runCollect(pgq.streamBatchEvents(BatchId.make(987_654_321n))))
+      assert.strictEqual(unknown._tag, "BatchNotFound")
+      yield* pgq.finishBatch(batch)
+    }))
+
+  it.effect("takes the next batch with its first page in two round trips", () =>
+    Effect.gen(function*() {
+      const pgq = yield* Pgq
+      const sql = yield* SqlClient.SqlClient
+      const { queue, consumer } = yield* TestDb.queueWithConsumer("q")
+      assert.isTrue(Option.isNone(yield* pgq.takeNextBatch(queue, consumer)))
+      for (let i = 1; i <= 30; i++) yield* pgq.insertEvent(queue, { type: "t", data: String(i) })
+      yield* TestDb.tick(queue)
+      const held = yield* pgq.takeNextBatch(queue, consumer, { conditions: { minCount: 1_000_000 } })
+      assert.isTrue(Option.isNone(held))
+      yield* Effect.gen(function*() {
+        const open = Option.getOrThrow(yield* pgq.takeNextBatch(queue, consumer, { pageSize: 20 }))
+        assert.strictEqual(open.firstPage.length, 20)
+        const rest = yield* Stream.runCollect(open.rest)
+        assert.deepStrictEqual(rest.map((e) => e.data), Array.from({ length: 10 }, (_, i) => String(i + 21)))
+        assert.isTrue(open.firstPage.every(Schema.is(PgqEvent)))
+        yield* pgq.finishBatch(open.info.batchId)
+      }).pipe(sql.withTransaction)
+      const missing = yield* Effect.flip(pgq.takeNextBatch(TestDb.unique("none"), consumer))
+      assert.strictEqual(missing._tag, "QueueNotFound")
+      const notRegistered = yield* Effect.flip(pgq.takeNextBatch(queue, "nobody"))
+      assert.strictEqual(notRegistered._tag, "ConsumerNotRegistered")
     }))
 
   it.effect("retries one event, and a whole batch, through the retry queue", () =>
