@@ -58,6 +58,15 @@ const SQLSTATE = /^[0-9A-Z]{5}$/
 const RETRYABLE_REASONS = new Set(["ConnectionError", "DeadlockError", "SerializationError", "LockTimeoutError"])
 
 /**
+ * Failures that say nothing about the statement: a lost or refused
+ * connection (08…), a server shutting down or restarting (57P01–57P03),
+ * too many connections (53300), a deadlock or serialization failure.
+ */
+const isRetryableState = (code: string | undefined): boolean =>
+  code !== undefined &&
+  (code.startsWith("08") || /^57P0[123]$/.test(code) || code === "53300" || code === "40001" || code === "40P01")
+
+/**
  * @since 0.1.0
  * @category utils
  */
@@ -103,7 +112,7 @@ export const mapSqlError = (error: SqlError, context: ErrorContext): PgqError =>
     operation,
     sqlState: code,
     detail: message,
-    isRetryable: RETRYABLE_REASONS.has(error.reason._tag),
+    isRetryable: RETRYABLE_REASONS.has(error.reason._tag) || isRetryableState(code),
     cause: error
   })
 }

@@ -15,12 +15,13 @@
  */
 import { Cause, Data, Effect, Option, References, Stream, Tracer } from "effect"
 import { SqlClient } from "effect/sql"
+import { isSqlError } from "effect/sql/SqlError"
 import type { NextBatch } from "../api/BatchInfo.ts"
 import { FailedEvents } from "../api/FailedEvents.ts"
 import type { BatchId } from "../api/Ids.ts"
 import { type BatchConditions, type OpenBatch, Pgq } from "../api/Pgq.ts"
 import { mapSqlError } from "../api/mapSqlError.ts"
-import type { PgqError } from "../api/PgqError.ts"
+import { isPgqError, type PgqError } from "../api/PgqError.ts"
 import type { PgqEvent } from "../api/PgqEvent.ts"
 import * as Semconv from "../telemetry/Semconv.ts"
 import { type EventResult, Ok as OK } from "./EventResult.ts"
@@ -397,7 +398,8 @@ export const make = Effect.fnUntraced(function*<E, R>(options: ProcessorOptions<
       ))),
     // BEGIN or COMMIT itself failed: a lost connection, usually.
     Effect.catchTag("SqlError", (error) =>
-      Effect.fail(mapSqlError(error, { operation: "Consumer.processNext", queue, consumer })))
+      Effect.fail(mapSqlError(error, { operation: "Consumer.processNext", queue, consumer }))),
+    Effect.catchCause(withoutRollbackNoise(queue, consumer)<Option.Option<BatchStats>>)
   )
 
   return { processNext }
@@ -410,3 +412,24 @@ const isRecording = Effect.gen(function*() {
   if (!(yield* References.TracerEnabled)) return false
   return (yield* Effect.tracer) !== Tracer.nativeTracer
 })
+
+/**
+ * When the connection is lost mid-batch, the statement fails, then the
+ * ROLLBACK fails too, and the transaction reports both as defects. The server
+ * has rolled back already: what the caller needs is the typed database error
+ * (retryable), not a defect. Anything else passes through unchanged.
+ */
+const withoutRollbackNoise = (queue: string, consumer: string) =>
+<A>(cause: Cause.Cause<PgqError>): Effect.Effect<A, PgqError> => {
+  if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
+  const errors = cause.reasons.map((reason) =>
+    Cause.isFailReason(reason) ? reason.error : Cause.isDieReason(reason) ? reason.defect : undefined
+  )
+  if (!errors.every((error) => isPgqError(error) || isSqlError(error))) return Effect.failCause(cause)
+  const first = errors.find(isPgqError)
+  if (first !== undefined) return Effect.fail(first)
+  const sqlError = errors.find(isSqlError)
+  return sqlError === undefined
+    ? Effect.failCause(cause)
+    : Effect.fail(mapSqlError(sqlError, { operation: "Consumer.processNext", queue, consumer }))
+}

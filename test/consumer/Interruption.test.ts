@@ -167,6 +167,37 @@ layer(TestLayer, { excludeTestServices: true })("Consumer interruption", (it) =>
       yield* assertRolledBackThenComplete(state)
     }))
 
+  it.effect("a connection lost mid-batch: nothing commits, and run() carries on on a new connection", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const state = yield* setup
+      const block = yield* blockAt(
+        "pgq.subscription",
+        "update",
+        `old.sub_consumer = ${state.consumerId} and old.sub_batch is not null and new.sub_batch is null`
+      )
+      const processed = yield* Effect.scoped(Effect.flatMap(
+        Consumer.make({ queue: state.queue, consumer: state.consumer, wakeChannel: false, onEvent: state.write }),
+        (c) =>
+          Effect.gen(function*() {
+            const fiber = yield* Effect.forkChild(c.run)
+            yield* block.waiting
+            // Kill the consumer's backend while it waits inside finish_batch.
+            yield* sql`select pg_terminate_backend(pid) from pg_locks
+              where locktype = 'advisory' and not granted and objid = ${lockKey}`
+            yield* block.release
+            const written = yield* state.written.pipe(
+              Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (w) => w.length >= EVENTS }),
+              Effect.timeout("30 seconds")
+            )
+            yield* Fiber.interrupt(fiber)
+            return written
+          })
+      ))
+      assert.strictEqual(processed.length, EVENTS)
+      assert.strictEqual(new Set(processed).size, EVENTS)
+    }))
+
   it.effect("a running consumer stops when interrupted while idle", () =>
     Effect.gen(function*() {
       const state = yield* setup
