@@ -9,6 +9,7 @@ import { inject } from "vitest"
 import { Installer } from "../src/api/Installer.ts"
 import { Pgq } from "../src/api/Pgq.ts"
 import { Producer } from "../src/api/Producer.ts"
+import * as PgqServices from "../src/api/Services.ts"
 
 export const clientLayer = (url: string) => PgClient.layer({ url: Redacted.make(url), maxConnections: 8 })
 
@@ -19,6 +20,9 @@ export const layer = Layer.mergeAll(Pgq.layer, Producer.layer, Installer.layer).
   Layer.provideMerge(Pgq.layer),
   Layer.provideMerge(clientLayer(url))
 )
+
+/** Every effect-pgq service, with the client, on the test database. */
+export const servicesLayer = PgqServices.layer.pipe(Layer.provideMerge(clientLayer(url)))
 
 let counter = 0
 /** A name no other test uses: `<prefix>_<pid>_<n>`. */

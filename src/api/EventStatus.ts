@@ -8,7 +8,7 @@
 import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { EventId } from "./Ids.ts"
-import { mapSqlError } from "./mapSqlError.ts"
+import { withPgqErrors } from "./mapSqlError.ts"
 import { validateName } from "./Names.ts"
 import { type PgqError, QueueNotFound } from "./PgqError.ts"
 
@@ -117,7 +117,7 @@ export const make = (sql: SqlClient.SqlClient): EventStatus["Service"] => {
         where q.queue_name = ${queue}
         order by c.co_name`
       return yield* decodeStatuses(rows)
-    }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(mapSqlError(error, context))))
+    }).pipe(withPgqErrors(context))
   })
 
   return EventStatus.of({ of })

@@ -8,8 +8,7 @@
  */
 import { Context, Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
-import type { SqlError } from "effect/sql/SqlError"
-import { mapSqlError } from "./mapSqlError.ts"
+import { withPgqErrors } from "./mapSqlError.ts"
 import { type Migration, migrations } from "./migrations.ts"
 import type { PgqError } from "./PgqError.ts"
 
@@ -64,8 +63,7 @@ const INSTALL_LOCK = 7_277_031_001
  */
 export const make = (sql: SqlClient.SqlClient, all: ReadonlyArray<Migration>): Installer["Service"] => {
   const latestVersion = all.reduce((max, m) => Math.max(max, m.version), 0)
-  const mapErrors = (operation: string) => <A, R>(self: Effect.Effect<A, SqlError, R>): Effect.Effect<A, PgqError, R> =>
-    Effect.catchTag(self, "SqlError", (error) => Effect.fail(mapSqlError(error, { operation })))
+  const mapErrors = (operation: string) => withPgqErrors({ operation })
 
   // Two statements: a query naming effect_pgq.migration fails to plan while it does not exist.
   const appliedVersion = Effect.gen(function*() {

@@ -14,7 +14,7 @@ import type { SqlError } from "effect/sql/SqlError"
 import { BatchInfo, NextBatch } from "./BatchInfo.ts"
 import { ConsumerInfo } from "./ConsumerInfo.ts"
 import { BatchId, EventId, TickId } from "./Ids.ts"
-import { type ErrorContext, mapSqlError } from "./mapSqlError.ts"
+import { type ErrorContext, withPgqErrors } from "./mapSqlError.ts"
 import { validateName } from "./Names.ts"
 import {
   BatchNotFound,
@@ -82,6 +82,18 @@ export class MaintOperation extends Schema.Class<MaintOperation>("effect-pgq/Mai
   funcName: Schema.String,
   funcArg: Schema.NullOr(Schema.String)
 }) {}
+
+/**
+ * An event to put back for one consumer: the event as it was delivered, the
+ * retry count it should carry, and when it becomes due.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RetryRawEvent extends Omit<PgqEvent, "txid" | "retry"> {
+  readonly retry: number
+  readonly retryAfter: DateTime.DateTime
+}
 
 /**
  * A batch handed to a consumer, with its events to stream.
@@ -237,18 +249,7 @@ export class Pgq extends Context.Service<Pgq, {
   readonly eventRetryRaw: (
     queue: string,
     consumer: string,
-    event: {
-      readonly retryAfter: DateTime.DateTime
-      readonly id: EventId
-      readonly time: DateTime.DateTime
-      readonly retry: number
-      readonly type: string | null
-      readonly data: string | null
-      readonly extra1: string | null
-      readonly extra2: string | null
-      readonly extra3: string | null
-      readonly extra4: string | null
-    }
+    event: RetryRawEvent
   ) => Effect.Effect<EventId, PgqError>
 }>()("effect-pgq/api/Pgq") {
   /**
@@ -332,7 +333,7 @@ const intervalText = (operation: string, argument: string, input: Duration.Input
 export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
   const run = <A>(context: ErrorContext, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, PgqError> =>
     effect.pipe(
-      Effect.catchTag("SqlError", (error) => Effect.fail(mapSqlError(error, context))),
+      withPgqErrors(context),
       Effect.catchTag("ConsumerNotRegistered", (error) => refineMissingQueue(error))
     )
 
@@ -520,7 +521,7 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
       const connection = yield* Effect.acquireRelease(
         Effect.tap(sql.reserve, (connection) => connection.executeRaw("begin", [])),
         (connection) => Effect.ignore(connection.executeRaw("rollback", []))
-      ).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(mapSqlError(error, context))))
+      ).pipe(withPgqErrors(context))
       return Stream.provideService(
         yield* Effect.provideService(stream, sql.transactionService, [connection, 1]),
         sql.transactionService,
@@ -820,7 +821,7 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
   const eventRetryRaw = Effect.fn("Pgq.eventRetryRaw")(function*(
     queue: string,
     consumer: string,
-    event: Parameters<Pgq["Service"]["eventRetryRaw"]>[2]
+    event: RetryRawEvent
   ) {
     yield* names(queue, consumer)
     const rows = yield* run(

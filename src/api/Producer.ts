@@ -11,7 +11,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { EventId } from "./Ids.ts"
-import { mapSqlError } from "./mapSqlError.ts"
+import { withPgqErrors } from "./mapSqlError.ts"
 import { validateName } from "./Names.ts"
 import { type NewEvent, Pgq } from "./Pgq.ts"
 import { InvalidArgument, type PgqError } from "./PgqError.ts"
@@ -86,14 +86,12 @@ export const make = (sql: SqlClient.SqlClient, pgq: Pgq["Service"]): Producer["S
           return yield* new InvalidArgument({ operation, argument: "event table", reason: `unexpected name ${table}` })
         }
         for (let start = 0; start < events.length; start += chunkSize) {
-          yield* insertChunk(table, events.slice(start, start + chunkSize)).pipe(
-            Effect.catchTag("SqlError", (error) => Effect.fail(mapSqlError(error, { operation, queue })))
-          )
+          yield* insertChunk(table, events.slice(start, start + chunkSize)).pipe(withPgqErrors({ operation, queue }))
         }
         return events.length
       }).pipe(
         sql.withTransaction,
-        Effect.catchTag("SqlError", (error) => Effect.fail(mapSqlError(error, { operation, queue })))
+        withPgqErrors({ operation, queue })
       )
     }
   )

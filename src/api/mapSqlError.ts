@@ -7,8 +7,8 @@
  *
  * @since 0.1.0
  */
-import { Predicate } from "effect"
-import type { SqlError } from "effect/sql/SqlError"
+import { Effect, Predicate } from "effect"
+import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import {
   BatchNotFound,
   ConsumerNotRegistered,
@@ -125,3 +125,17 @@ const isPgqMissing = (code: string | undefined, message: string): boolean =>
   (code === "58P01" && message.includes("pgq.control")) ||
   (code === "3F000" && /"(pgq|effect_pgq)"/.test(message)) ||
   ((code === "42883" || code === "42P01") && /\b(pgq|effect_pgq)\./.test(message))
+
+/**
+ * Turns an operation's `SqlError` into the matching `PgqError`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const withPgqErrors = (context: ErrorContext) =>
+<A, E, R>(self: Effect.Effect<A, E | SqlError, R>): Effect.Effect<A, Exclude<E, SqlError> | PgqError, R> =>
+  Effect.catchIf(
+    self,
+    (error): error is SqlError => isSqlError(error),
+    (error) => Effect.fail(mapSqlError(error, context))
+  ) as Effect.Effect<A, Exclude<E, SqlError> | PgqError, R>

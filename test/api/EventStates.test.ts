@@ -1,16 +1,13 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Option } from "effect"
 import { EventStatus } from "../../src/api/EventStatus.ts"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
 import { EventId } from "../../src/api/Ids.ts"
 import { Installer } from "../../src/api/Installer.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
-import * as PgqServices from "../../src/api/Services.ts"
 import * as TestDb from "../TestDb.ts"
 
-const TestLayer = PgqServices.layer.pipe(Layer.provideMerge(TestDb.clientLayer(TestDb.url)))
-
-layer(TestLayer, { excludeTestServices: true })("EventStatus", (it) => {
+layer(TestDb.servicesLayer, { excludeTestServices: true })("EventStatus", (it) => {
   it.effect("follows one event through each consumer's states", () =>
     Effect.gen(function*() {
       const pgq = yield* Pgq

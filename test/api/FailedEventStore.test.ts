@@ -1,14 +1,11 @@
 import { assert, layer } from "@effect/vitest"
-import { DateTime, Effect, Layer, Option } from "effect"
+import { DateTime, Effect, Option } from "effect"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
 import { EventId } from "../../src/api/Ids.ts"
 import { Installer } from "../../src/api/Installer.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
 import type { PgqEvent } from "../../src/api/PgqEvent.ts"
-import * as PgqServices from "../../src/api/Services.ts"
 import * as TestDb from "../TestDb.ts"
-
-const TestLayer = PgqServices.layer.pipe(Layer.provideMerge(TestDb.clientLayer(TestDb.url)))
 
 /** `count` events produced, taken in one batch and finished; returns them. */
 const deliveredEvents = (queue: string, consumer: string, count: number) =>
@@ -47,7 +44,7 @@ const redelivered = (queue: string, consumer: string) =>
     }
   })
 
-layer(TestLayer, { excludeTestServices: true })("FailedEvents", (it) => {
+layer(TestDb.servicesLayer, { excludeTestServices: true })("FailedEvents", (it) => {
   it.effect("stores failed events with their fields and lists them, one row per event", () =>
     Effect.gen(function*() {
       const store = yield* FailedEvents

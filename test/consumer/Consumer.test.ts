@@ -1,19 +1,16 @@
 import { assert, layer } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
-import { Deferred, Duration, Effect, Fiber, Layer, Option } from "effect"
+import { Deferred, Duration, Effect, Fiber, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
 import { Installer } from "../../src/api/Installer.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
 import type { PgqEvent } from "../../src/api/PgqEvent.ts"
 import { Producer } from "../../src/api/Producer.ts"
-import * as PgqServices from "../../src/api/Services.ts"
 import * as Consumer from "../../src/consumer/Consumer.ts"
 import * as EventResult from "../../src/consumer/EventResult.ts"
 import * as InteractiveConsumer from "../../src/consumer/InteractiveConsumer.ts"
 import * as TestDb from "../TestDb.ts"
-
-const TestLayer = PgqServices.layer.pipe(Layer.provideMerge(TestDb.clientLayer(TestDb.url)))
 
 /** A queue with a consumer, `count` events produced and ticked into one batch, and a table for handler writes. */
 const setup = (count: number) =>
@@ -47,7 +44,7 @@ const peekNextBatch = (queue: string, consumer: string) =>
 
 const processAvailable = InteractiveConsumer.processAvailable
 
-layer(TestLayer, { excludeTestServices: true })("Consumer", (it) => {
+layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer", (it) => {
   it.effect("commits Ok events with the handler's writes and finishes the batch", () =>
     Effect.gen(function*() {
       const { queue, consumer, written, write } = yield* setup(25)

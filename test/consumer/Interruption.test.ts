@@ -7,20 +7,17 @@
  * test's own consumer) makes that call wait for an advisory lock the test holds.
  */
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Schedule } from "effect"
+import { Deferred, Effect, Fiber, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
 import { Installer } from "../../src/api/Installer.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
 import type { PgqEvent } from "../../src/api/PgqEvent.ts"
 import { Producer } from "../../src/api/Producer.ts"
-import * as PgqServices from "../../src/api/Services.ts"
 import type { EventHandler } from "../../src/consumer/BatchProcessor.ts"
 import * as Consumer from "../../src/consumer/Consumer.ts"
 import * as EventResult from "../../src/consumer/EventResult.ts"
 import * as TestDb from "../TestDb.ts"
-
-const TestLayer = PgqServices.layer.pipe(Layer.provideMerge(TestDb.clientLayer(TestDb.url)))
 
 const EVENTS = 20
 
@@ -113,7 +110,7 @@ const startConsumer = <E>(state: Effect.Success<typeof setup>, onEvent: EventHan
     (c) => c.processNext
   )))
 
-layer(TestLayer, { excludeTestServices: true })("Consumer interruption", (it) => {
+layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer interruption", (it) => {
   it.effect("before the batch: waiting in next_batch", () =>
     Effect.gen(function*() {
       const state = yield* setup

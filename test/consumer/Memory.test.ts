@@ -5,20 +5,17 @@
  * without one, V8 on a large machine lets garbage pile up before collecting.
  */
 import { assert, layer } from "@effect/vitest"
-import { Effect, Fiber, Layer, Schedule } from "effect"
+import { Effect, Fiber, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { Installer } from "../../src/api/Installer.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
-import * as PgqServices from "../../src/api/Services.ts"
 import * as InteractiveConsumer from "../../src/consumer/InteractiveConsumer.ts"
 import * as TestDb from "../TestDb.ts"
-
-const TestLayer = PgqServices.layer.pipe(Layer.provideMerge(TestDb.clientLayer(TestDb.url)))
 
 const EVENTS = 1_000_000
 const MAX_RSS = 300 * 1024 * 1024
 
-layer(TestLayer, { excludeTestServices: true })("Consumer memory", (it) => {
+layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer memory", (it) => {
   it.effect("processes a single batch of 1,000,000 events with peak RSS under 300 MB", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient

@@ -1,15 +1,12 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Option } from "effect"
 import { Installer } from "../../src/api/Installer.ts"
 import { Producer } from "../../src/api/Producer.ts"
-import * as PgqServices from "../../src/api/Services.ts"
 import * as EventResult from "../../src/consumer/EventResult.ts"
 import * as InteractiveConsumer from "../../src/consumer/InteractiveConsumer.ts"
 import * as Semconv from "../../src/telemetry/Semconv.ts"
 import * as TestDb from "../TestDb.ts"
 import * as TestTracer from "../TestTracer.ts"
-
-const TestLayer = PgqServices.layer.pipe(Layer.provideMerge(TestDb.clientLayer(TestDb.url)))
 
 const setup = (events: ReadonlyArray<string>) =>
   Effect.gen(function*() {
@@ -23,7 +20,7 @@ const setup = (events: ReadonlyArray<string>) =>
 const parentId = (span: { readonly parent: Option.Option<{ readonly spanId: string }> }) =>
   Option.getOrUndefined(Option.map(span.parent, (p) => p.spanId))
 
-layer(TestLayer, { excludeTestServices: true })("Consumer spans", (it) => {
+layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer spans", (it) => {
   it.effect("a receive span per batch with a process span per event as its children", () =>
     Effect.gen(function*() {
       const { queue, consumer } = yield* setup(["ok", "failed", "retry", "ok"])

@@ -1,17 +1,14 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
 import { Installer } from "../../src/api/Installer.ts"
 import type { NewEvent } from "../../src/api/Pgq.ts"
 import { Producer } from "../../src/api/Producer.ts"
-import * as PgqServices from "../../src/api/Services.ts"
 import type { EventHandler } from "../../src/consumer/BatchProcessor.ts"
 import * as Dispatch from "../../src/consumer/Dispatch.ts"
 import * as EventResult from "../../src/consumer/EventResult.ts"
 import * as InteractiveConsumer from "../../src/consumer/InteractiveConsumer.ts"
 import * as TestDb from "../TestDb.ts"
-
-const TestLayer = PgqServices.layer.pipe(Layer.provideMerge(TestDb.clientLayer(TestDb.url)))
 
 const Order = Schema.Struct({ orderId: Schema.Int, total: Schema.Finite })
 
@@ -27,7 +24,7 @@ const consume = <E>(events: ReadonlyArray<NewEvent>, handler: EventHandler<E, ne
     return { stats, failed: failed.map((f) => [f.event.data, f.reason] as const) }
   })
 
-layer(TestLayer, { excludeTestServices: true })("Dispatch", (it) => {
+layer(TestDb.servicesLayer, { excludeTestServices: true })("Dispatch", (it) => {
   it.effect("routes by event type with decoded JSON and text payloads", () =>
     Effect.gen(function*() {
       const seen: Array<string> = []
