@@ -3,7 +3,7 @@
  * stopped here once it has mailed three orders. A ticker would cut batches in
  * production; this example ticks by hand and wakes the consumer with NOTIFY.
  *
- *   node examples/mailer.ts
+ *   npm exec -- node examples/mailer.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
