@@ -1,6 +1,6 @@
 import { assert, layer } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
-import { Deferred, Duration, Effect, Fiber, Option } from "effect"
+import { Deferred, Duration, Effect, Fiber, Option, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
 import { Installer } from "../../src/api/Installer.ts"
@@ -238,6 +238,35 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer", (it) => {
       yield* pg.notify(Consumer.DEFAULT_WAKE_CHANNEL, queue)
       const data = yield* Deferred.await(processed).pipe(Effect.timeout("20 seconds"))
       assert.strictEqual(data, "wake up")
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("a lost LISTEN connection falls back to polling, and the consumer goes on", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const { queue, consumer } = yield* setup(0)
+      const channel = TestDb.unique("wake")
+      const processed = yield* Deferred.make<string>()
+      const fiber = yield* Effect.forkChild(Effect.scoped(Effect.flatMap(
+        Consumer.make({
+          queue,
+          consumer,
+          wakeChannel: channel,
+          idleDelay: "200 millis",
+          onEvent: (event) => Effect.asVoid(Deferred.succeed(processed, event.data ?? ""))
+        }),
+        (c) => c.run
+      )))
+      const listener = sql<{ readonly pid: number }>`
+        select pid from pg_stat_activity where query = ${`LISTEN "${channel}"`} or query = ${`LISTEN ${channel}`}`
+      const [found] = yield* listener.pipe(
+        Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (rows) => rows.length > 0 }),
+        Effect.timeout("10 seconds")
+      )
+      yield* sql`select pg_terminate_backend(${found!.pid})`
+      yield* (yield* Producer).send(queue, { type: "t", data: "after the listener died" })
+      yield* TestDb.tick(queue)
+      assert.strictEqual(yield* Deferred.await(processed).pipe(Effect.timeout("20 seconds")), "after the listener died")
       yield* Fiber.interrupt(fiber)
     }))
 })
