@@ -46,3 +46,14 @@ export const queueWithConsumer = (prefix: string) =>
     yield* pgq.registerConsumer(queue, consumer)
     return { queue, consumer }
   })
+
+/**
+ * Moves every due retry event back into its queue. pgq moves at most 10 per
+ * call, from every queue, and the suites share the database: call until fewer.
+ */
+export const maintAllRetries = Effect.gen(function*() {
+  const pgq = yield* Pgq
+  while ((yield* pgq.maintRetryEvents) >= 10) {
+    // more may be due
+  }
+})

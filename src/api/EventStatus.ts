@@ -15,7 +15,8 @@ import { type PgqError, QueueNotFound } from "./PgqError.ts"
 /**
  * - `pending`: not yet in a batch this consumer has taken;
  * - `processing`: in the consumer's open batch;
- * - `done`: in a batch the consumer finished;
+ * - `done`: in a batch the consumer finished, or produced before the
+ *   consumer was registered (it will never see it);
  * - `retry`: waiting in pgq's retry queue for this consumer;
  * - `failed`: in the failed-event store for this consumer;
  * - `unknown`: not in the queue's tables (never produced, or rotated away

@@ -13,7 +13,7 @@ import { Context, DateTime, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import type { EventId } from "./Ids.ts"
-import { type ErrorContext, withPgqErrors } from "./mapSqlError.ts"
+import { type ErrorContext, missingQueueRefiner, withPgqErrors } from "./mapSqlError.ts"
 import { validateName } from "./Names.ts"
 import { FailedEventNotFound, InvalidArgument, type PgqError } from "./PgqError.ts"
 import { PgqEvent } from "./PgqEvent.ts"
@@ -129,8 +129,9 @@ interface FailedEventRow {
  * @category constructors
  */
 export const make = (sql: SqlClient.SqlClient): FailedEvents["Service"] => {
+  const refineMissingQueue = missingQueueRefiner(sql)
   const run = <A>(context: ErrorContext, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, PgqError> =>
-    withPgqErrors(context)(effect)
+    withPgqErrors(context)(effect).pipe(Effect.catchTag("ConsumerNotRegistered", refineMissingQueue))
   const names = (queue: string, consumer: string) =>
     Effect.andThen(validateName("queue", queue), validateName("consumer", consumer))
   const byTarget = (target: FailedEventTarget) => target === "all" ? sql`` : sql`and ev_id = ${target}`

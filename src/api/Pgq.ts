@@ -14,7 +14,7 @@ import type { SqlError } from "effect/sql/SqlError"
 import { BatchInfo, NextBatch } from "./BatchInfo.ts"
 import { ConsumerInfo } from "./ConsumerInfo.ts"
 import { BatchId, EventId, TickId } from "./Ids.ts"
-import { type ErrorContext, withPgqErrors } from "./mapSqlError.ts"
+import { type ErrorContext, missingQueueRefiner, withPgqErrors } from "./mapSqlError.ts"
 import { validateName } from "./Names.ts"
 import {
   BatchNotFound,
@@ -228,7 +228,10 @@ export class Pgq extends Context.Service<Pgq, {
   /** Makes the next `ticker` run tick this queue even if it has few events; returns the last tick. */
   readonly forceTick: (queue: string) => Effect.Effect<TickId, PgqError>
 
-  /** Moves due retry events back into their queues; returns how many. */
+  /**
+   * Moves due retry events back into their queues; returns how many. pgq
+   * moves at most 10 per call, across all queues: call it until it returns 0.
+   */
   readonly maintRetryEvents: Effect.Effect<number, PgqError>
   readonly maintRotateTablesStep1: (queue: string) => Effect.Effect<number, PgqError>
   readonly maintRotateTablesStep2: Effect.Effect<number, PgqError>
@@ -337,21 +340,7 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
       Effect.catchTag("ConsumerNotRegistered", (error) => refineMissingQueue(error))
     )
 
-  /**
-   * pgq says "Not subscriber to queue" for an unknown queue too. A separate
-   * connection tells the two apart: the caller's transaction is aborted by now.
-   */
-  const refineMissingQueue = (error: ConsumerNotRegistered): Effect.Effect<never, PgqError> =>
-    Effect.scoped(
-      Effect.flatMap(sql.reserve, (connection) =>
-        connection.execute("select 1 from pgq.queue where queue_name = $1", [error.queue], undefined))
-    ).pipe(
-      Effect.matchEffect({
-        onFailure: () => Effect.fail(error),
-        onSuccess: (rows) =>
-          Effect.fail(rows.length === 0 ? new QueueNotFound({ operation: error.operation, queue: error.queue }) : error)
-      })
-    )
+  const refineMissingQueue = missingQueueRefiner(sql)
 
   const queueName = (queue: string) => validateName("queue", queue)
   const names = (queue: string, consumer: string): Effect.Effect<void, InvalidName> =>

@@ -48,11 +48,13 @@ export type EventValues = ReadonlyArray<unknown>
 /**
  * An event straight from a driver row. Events are the consumer's hot path:
  * the row's types are already those of `PgqEvent` (the tests check every
- * such event against the schema), so no per-field validation runs, and
- * `time` becomes a `DateTime` only when read.
+ * such event against the schema), so no per-field validation runs. Every
+ * field is an own property, so a spread copy (`{ ...event, data }`) is a
+ * whole event too.
  */
 class RowEvent implements PgqEvent {
   readonly id: EventId
+  readonly time: DateTime.Utc
   readonly txid: bigint | null
   readonly retry: number | null
   readonly type: string | null
@@ -61,12 +63,10 @@ class RowEvent implements PgqEvent {
   readonly extra2: string | null
   readonly extra3: string | null
   readonly extra4: string | null
-  readonly #date: Date
-  #time: DateTime.Utc | undefined
 
   constructor(v: EventValues) {
     this.id = v[0] as EventId
-    this.#date = v[1] as Date
+    this.time = DateTime.fromDateUnsafe(v[1] as Date)
     this.txid = v[2] as bigint | null
     this.retry = v[3] as number | null
     this.type = v[4] as string | null
@@ -75,14 +75,6 @@ class RowEvent implements PgqEvent {
     this.extra2 = v[7] as string | null
     this.extra3 = v[8] as string | null
     this.extra4 = v[9] as string | null
-  }
-
-  get time(): DateTime.Utc {
-    return this.#time ??= DateTime.makeUnsafe(this.#date)
-  }
-
-  toJSON() {
-    return { ...this, time: this.time }
   }
 }
 

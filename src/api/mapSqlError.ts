@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { Effect, Predicate } from "effect"
+import type { SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import {
   BatchNotFound,
@@ -139,3 +140,24 @@ export const withPgqErrors = (context: ErrorContext) =>
     (error): error is SqlError => isSqlError(error),
     (error) => Effect.fail(mapSqlError(error, context))
   ) as Effect.Effect<A, Exclude<E, SqlError> | PgqError, R>
+
+/**
+ * pgq says "Not subscriber to queue" (or "consumer not registered") for an
+ * unknown queue too. A query on a separate connection tells the two apart:
+ * the caller's transaction may be aborted by now.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const missingQueueRefiner = (sql: SqlClient.SqlClient) =>
+(error: ConsumerNotRegistered): Effect.Effect<never, PgqError> =>
+  Effect.scoped(
+    Effect.flatMap(sql.reserve, (connection) =>
+      connection.execute("select 1 from pgq.queue where queue_name = $1", [error.queue], undefined))
+  ).pipe(
+    Effect.matchEffect({
+      onFailure: () => Effect.fail(error),
+      onSuccess: (rows) =>
+        Effect.fail(rows.length === 0 ? new QueueNotFound({ operation: error.operation, queue: error.queue }) : error)
+    })
+  )

@@ -78,7 +78,9 @@ export const json = <S extends Schema.Decoder<unknown>, E, R>(
 
 /**
  * A route for text payloads: `ev_data` itself is decoded with `schema`
- * (`Schema.String`, or any schema from a string such as `Schema.NumberFromString`).
+ * (`Schema.String`, or any schema from a string such as
+ * `Schema.FiniteFromString`; note that `Schema.NumberFromString` accepts
+ * "twelve" as NaN, and both read "" as 0).
  *
  * @since 0.1.0
  * @category constructors

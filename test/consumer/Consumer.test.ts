@@ -65,7 +65,6 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer", (it) => {
 
   it.effect("settles Failed into the failed-event store and Retry into pgq's retry queue", () =>
     Effect.gen(function*() {
-      const pgq = yield* Pgq
       const failedEvents = yield* FailedEvents
       const { queue, consumer } = yield* setup(6)
       const seen: Array<string> = []
@@ -84,7 +83,7 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer", (it) => {
       assert.deepStrictEqual([stats.ok, stats.failed, stats.retried], [4, 1, 1])
       const failed = yield* failedEvents.list(queue, consumer)
       assert.deepStrictEqual(failed.map((f) => [f.event.data, f.reason]), [["2", "bad order"]])
-      yield* pgq.maintRetryEvents
+      yield* TestDb.maintAllRetries
       yield* TestDb.tick(queue)
       const again = yield* processAvailable({ queue, consumer, onEvent: (event) => Effect.sync(() => void seen.push(`${event.data}:${event.retry}`)) })
       assert.strictEqual(again.ok, 1)
@@ -110,7 +109,6 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer", (it) => {
 
   it.effect("a handler that dies or fails: its writes are undone, the others' kept once, the event retried", () =>
     Effect.gen(function*() {
-      const pgq = yield* Pgq
       const { queue, consumer, written, write } = yield* setup(5)
       const calls: Array<string> = []
       const stats = yield* processAvailable({
@@ -130,7 +128,7 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer", (it) => {
       const ids = yield* written
       assert.strictEqual(ids.length, 3)
       assert.strictEqual(new Set(ids).size, 3)
-      yield* pgq.maintRetryEvents
+      yield* TestDb.maintAllRetries
       assert.deepStrictEqual(yield* peekNextBatch(queue, consumer), [])
     }))
 
