@@ -5,6 +5,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
 import { inject } from "vitest"
 import { Installer } from "../src/api/Installer.ts"
 import { Pgq } from "../src/api/Pgq.ts"
@@ -57,3 +58,28 @@ export const maintAllRetries = Effect.gen(function*() {
     // more may be due
   }
 })
+
+/**
+ * Runs `use` on a new database of the test cluster that has pgq but not
+ * effect-pgq's schema, with `services` built afresh on it (the suites' own
+ * are memoised on the main database); drops the database after.
+ */
+export const onDatabaseWithoutSchema = <ROut, A, E>(
+  services: Layer.Layer<ROut, never, SqlClient.SqlClient>,
+  use: Effect.Effect<A, E, ROut | SqlClient.SqlClient>
+) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const name = unique("plain_db").toLowerCase()
+    const dbUrl = new URL(url)
+    dbUrl.pathname = `/${name}`
+    return yield* Effect.acquireUseRelease(
+      sql`create database ${sql(name)}`,
+      () =>
+        Effect.andThen(
+          Effect.flatMap(SqlClient.SqlClient, (fresh) => fresh`create extension pgq`),
+          use
+        ).pipe(Effect.provide(Layer.fresh(services).pipe(Layer.provideMerge(clientLayer(dbUrl.toString()))))),
+      () => Effect.orDie(sql`drop database ${sql(name)} with (force)`)
+    )
+  })

@@ -1,6 +1,5 @@
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
-import { SqlClient } from "effect/sql"
 import { inject } from "vitest"
 import { type EventState, EventStatus } from "../../src/api/EventStatus.ts"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
@@ -55,28 +54,6 @@ const openBatchWith = (queue: string, consumer: string, eventId: EventId) =>
       yield* pgq.finishBatch(batch.value)
     }
     return yield* Effect.die(new Error(`no batch of ${consumer} holds event ${eventId}`))
-  })
-
-/** Runs `use` on a new database of the test cluster, with pgq but without effect-pgq's schema; drops it after. */
-const onDatabaseWithoutSchema = <A, E>(use: Effect.Effect<A, E, EventStatus | Pgq | SqlClient.SqlClient>) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    const name = TestDb.unique("es_db").toLowerCase()
-    const url = new URL(TestDb.url)
-    url.pathname = `/${name}`
-    // fresh: the suite's services are already built on the main database, and layers are memoised.
-    const services = Layer.mergeAll(Layer.fresh(EventStatus.layer), Layer.fresh(Pgq.layer)).pipe(
-      Layer.provideMerge(TestDb.clientLayer(url.toString()))
-    )
-    return yield* Effect.acquireUseRelease(
-      sql`create database ${sql(name)}`,
-      () =>
-        Effect.andThen(
-          Effect.flatMap(SqlClient.SqlClient, (fresh) => fresh`create extension pgq`),
-          use
-        ).pipe(Effect.provide(services)),
-      () => Effect.orDie(sql`drop database ${sql(name)} with (force)`)
-    )
   })
 
 layer(TestLayer, { excludeTestServices: true })("EventStatus", (it) => {
@@ -256,7 +233,7 @@ layer(TestLayer, { excludeTestServices: true })("EventStatus", (it) => {
 
   // Needs a cluster of its own to create databases in (not a PGQ_DATABASE_URL one).
   it.effect.skipIf(inject("plainDatabaseUrl") === "")("without effect-pgq's schema it is PgqNotInstalled", () =>
-    onDatabaseWithoutSchema(Effect.gen(function*() {
+    TestDb.onDatabaseWithoutSchema(Layer.mergeAll(EventStatus.layer, Pgq.layer), Effect.gen(function*() {
       const pgq = yield* Pgq
       const queue = TestDb.unique("es")
       yield* pgq.createQueue(queue)

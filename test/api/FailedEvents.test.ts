@@ -64,27 +64,6 @@ const drain = (queue: string, consumer: string) =>
 
 const ids = (failed: ReadonlyArray<FailedEvent>) => failed.map((f) => f.event.id)
 
-/** Runs `use` on a new database of the test cluster, with pgq but without effect-pgq's schema; drops it after. */
-const onDatabaseWithoutSchema = <A, E>(use: Effect.Effect<A, E, FailedEvents | SqlClient.SqlClient>) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    const name = TestDb.unique("fe_db").toLowerCase()
-    const url = new URL(TestDb.url)
-    url.pathname = `/${name}`
-    return yield* Effect.acquireUseRelease(
-      sql`create database ${sql(name)}`,
-      () =>
-        Effect.andThen(
-          Effect.flatMap(SqlClient.SqlClient, (fresh) => fresh`create extension pgq`),
-          use
-        ).pipe(
-          // fresh: the suite's FailedEvents is already built on the main database, and layers are memoised.
-          Effect.provide(Layer.fresh(FailedEvents.layer).pipe(Layer.provideMerge(TestDb.clientLayer(url.toString()))))
-        ),
-      () => Effect.orDie(sql`drop database ${sql(name)} with (force)`)
-    )
-  })
-
 layer(TestLayer, { excludeTestServices: true })("FailedEvents", (it) => {
   it.effect("stores an event and lists it with every field", () =>
     Effect.gen(function*() {
@@ -461,7 +440,7 @@ layer(TestLayer, { excludeTestServices: true })("FailedEvents", (it) => {
 
   // Needs a cluster of its own to create databases in (not a PGQ_DATABASE_URL one).
   it.effect.skipIf(inject("plainDatabaseUrl") === "")("without effect-pgq's schema every call is PgqNotInstalled", () =>
-    onDatabaseWithoutSchema(Effect.gen(function*() {
+    TestDb.onDatabaseWithoutSchema(FailedEvents.layer, Effect.gen(function*() {
       const store = yield* FailedEvents
       const event: PgqEvent = {
         id: EventId.make(1n),
