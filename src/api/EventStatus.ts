@@ -5,11 +5,12 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql"
+import { findAll, findOneOption } from "../internal/rows.ts"
+import { makeSqlRunner } from "../internal/sqlRunner.ts"
+import { validateQueue } from "../internal/validateName.ts"
 import type { EventId } from "./Ids.ts"
-import { withPgqErrors } from "./mapSqlError.ts"
-import { validateName } from "./Names.ts"
 import { type PgqError, QueueNotFound } from "./PgqError.ts"
 
 /**
@@ -49,7 +50,7 @@ export class ConsumerEventStatus extends Schema.Class<ConsumerEventStatus>("effe
  */
 export class EventStatus extends Context.Service<EventStatus, {
   /** The event's state for every consumer of the queue. Scans the queue's event tables for the id. */
-  readonly of: (queue: string, eventId: EventId) => Effect.Effect<ReadonlyArray<ConsumerEventStatus>, PgqError>
+  readonly forEvent: (queue: string, eventId: EventId) => Effect.Effect<ReadonlyArray<ConsumerEventStatus>, PgqError>
 }>()("effect-pgq/api/EventStatus") {
   /**
    * @since 0.1.0
@@ -64,9 +65,8 @@ export class EventStatus extends Context.Service<EventStatus, {
   )
 }
 
-const decodeStatuses = Effect.fnUntraced(function*(rows: ReadonlyArray<unknown>) {
-  return yield* Effect.orDie(Schema.decodeUnknownEffect(Schema.Array(ConsumerEventStatus))(rows))
-})
+const decodeStatuses = findAll(ConsumerEventStatus)
+const decodeEventTable = findOneOption(Schema.Struct({ table: Schema.String }))
 
 /** pgq names a queue's parent event table `pgq.event_<queue id>`. */
 const EVENT_TABLE = /^pgq\.event_\d+$/
@@ -76,13 +76,17 @@ const EVENT_TABLE = /^pgq\.event_\d+$/
  * @category constructors
  */
 export const make = (sql: SqlClient.SqlClient): EventStatus["Service"] => {
-  const of = Effect.fn("EventStatus.of")(function*(queue: string, eventId: EventId) {
-    yield* validateName("queue", queue)
-    const context = { operation: "EventStatus.of", queue, eventId }
-    return yield* Effect.gen(function*() {
-      const [found] = yield* sql<{ readonly table: string }>`
-        select queue_data_pfx as "table" from pgq.queue where queue_name = ${queue}`
-      if (found === undefined || !EVENT_TABLE.test(found.table)) {
+  const run = makeSqlRunner(sql)
+
+  const forEvent = Effect.fn("EventStatus.forEvent")(function*(queue: string, eventId: EventId) {
+    yield* validateQueue(queue)
+    const context = { operation: "EventStatus.forEvent", queue, eventId }
+    return yield* run(context, Effect.gen(function*() {
+      const found = yield* Effect.flatMap(
+        sql`select queue_data_pfx as "table" from pgq.queue where queue_name = ${queue}`,
+        decodeEventTable
+      )
+      if (Option.isNone(found) || !EVENT_TABLE.test(found.value.table)) {
         return yield* new QueueNotFound({ operation: context.operation, queue })
       }
       // The parent table covers every rotation of the queue. A consumer's own
@@ -111,15 +115,15 @@ export const make = (sql: SqlClient.SqlClient): EventStatus["Service"] => {
           left join pgq.tick last_tick on last_tick.tick_queue = q.queue_id and last_tick.tick_id = s.sub_last_tick
           left join pgq.tick next_tick on next_tick.tick_queue = q.queue_id and next_tick.tick_id = s.sub_next_tick
           left join lateral (
-            select ev.ev_txid, ev.ev_retry from ${sql.literal(found.table)} ev
+            select ev.ev_txid, ev.ev_retry from ${sql.literal(found.value.table)} ev
             where ev.ev_id = ${eventId} and (ev.ev_owner is null or ev.ev_owner = s.sub_id)
             order by ev.ev_owner nulls last, ev.ev_txid desc limit 1
           ) e on true
         where q.queue_name = ${queue}
         order by c.co_name`
       return yield* decodeStatuses(rows)
-    }).pipe(withPgqErrors(context))
+    }))
   })
 
-  return EventStatus.of({ of })
+  return EventStatus.of({ forEvent })
 }

@@ -11,10 +11,10 @@
  */
 import { Context, DateTime, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import type { SqlError } from "effect/sql/SqlError"
+import { findAll, findOne } from "../internal/rows.ts"
+import { makeSqlRunner } from "../internal/sqlRunner.ts"
+import { validateQueueConsumer } from "../internal/validateName.ts"
 import type { EventId } from "./Ids.ts"
-import { type ErrorContext, missingQueueRefiner, withPgqErrors } from "./mapSqlError.ts"
-import { validateName } from "./Names.ts"
 import { FailedEventNotFound, InvalidArgument, type PgqError } from "./PgqError.ts"
 import { PgqEvent } from "./PgqEvent.ts"
 
@@ -71,6 +71,8 @@ export class FailedEvents extends Context.Service<FailedEvents, {
    * Re-delivers one failed event (or all) to this consumer only, with a fresh
    * retry count, and removes it from the store; returns how many. The events
    * reach the queue at the next retry maintenance (`pgq.maint_retry_events`).
+   * Inside a caller's transaction a queue that is gone may be reported as
+   * `ConsumerNotRegistered` (see `Pgq`); outside one, as `QueueNotFound`.
    */
   readonly retry: (queue: string, consumer: string, target: FailedEventTarget) => Effect.Effect<number, PgqError>
 }>()("effect-pgq/api/FailedEvents") {
@@ -87,8 +89,10 @@ export class FailedEvents extends Context.Service<FailedEvents, {
   )
 }
 
+const decodeFailedEventList = findAll(FailedEvent)
+
 const decodeFailedEvents = (rows: ReadonlyArray<FailedEventRow>) =>
-  Effect.orDie(Schema.decodeUnknownEffect(Schema.Array(FailedEvent))(rows.map((row) => ({
+  decodeFailedEventList(rows.map((row) => ({
     queue: row.queue_name,
     consumer: row.consumer_name,
     failedAt: row.failed_at,
@@ -105,7 +109,10 @@ const decodeFailedEvents = (rows: ReadonlyArray<FailedEventRow>) =>
       extra3: row.ev_extra3,
       extra4: row.ev_extra4
     }
-  }))))
+  })))
+
+/** `count(*)`: one row, always. */
+const decodeCount = findOne(Schema.Struct({ n: Schema.BigInt }))
 
 interface FailedEventRow {
   readonly queue_name: string
@@ -129,16 +136,13 @@ interface FailedEventRow {
  * @category constructors
  */
 export const make = (sql: SqlClient.SqlClient): FailedEvents["Service"] => {
-  const refineMissingQueue = missingQueueRefiner(sql)
-  const run = <A>(context: ErrorContext, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, PgqError> =>
-    withPgqErrors(context)(effect).pipe(Effect.catchTag("ConsumerNotRegistered", refineMissingQueue))
-  const names = (queue: string, consumer: string) =>
-    Effect.andThen(validateName("queue", queue), validateName("consumer", consumer))
+  const run = makeSqlRunner(sql)
   const byTarget = (target: FailedEventTarget) => target === "all" ? sql`` : sql`and ev_id = ${target}`
+  const after = (afterId: EventId | undefined) => afterId === undefined ? sql`` : sql`and ev_id > ${afterId}::int8`
 
   const store = Effect.fn("FailedEvents.store")(
     function*(queue: string, consumer: string, event: PgqEvent, reason: string) {
-      yield* names(queue, consumer)
+      yield* validateQueueConsumer(queue, consumer)
       yield* run(
         { operation: "FailedEvents.store", queue, consumer, eventId: event.id },
         sql`insert into effect_pgq.failed_event (queue_name, consumer_name, ev_id, ev_time, ev_txid, ev_retry,
@@ -153,7 +157,7 @@ export const make = (sql: SqlClient.SqlClient): FailedEvents["Service"] => {
   )
 
   const list = Effect.fn("FailedEvents.list")(function*(queue: string, consumer: string, options?: ListOptions) {
-    yield* names(queue, consumer)
+    yield* validateQueueConsumer(queue, consumer)
     const limit = options?.limit ?? 100
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
       return yield* new InvalidArgument({
@@ -165,20 +169,20 @@ export const make = (sql: SqlClient.SqlClient): FailedEvents["Service"] => {
     const rows = yield* run(
       { operation: "FailedEvents.list", queue, consumer },
       sql<FailedEventRow>`select * from effect_pgq.failed_event
-        where queue_name = ${queue} and consumer_name = ${consumer} and ev_id > ${options?.afterId ?? -1n}::int8
+        where queue_name = ${queue} and consumer_name = ${consumer} ${after(options?.afterId)}
         order by ev_id limit ${limit}`
     )
     return yield* decodeFailedEvents(rows)
   })
 
   const count = Effect.fn("FailedEvents.count")(function*(queue: string, consumer: string) {
-    yield* names(queue, consumer)
+    yield* validateQueueConsumer(queue, consumer)
     const rows = yield* run(
       { operation: "FailedEvents.count", queue, consumer },
-      sql<{ readonly n: bigint }>`select count(*) as n from effect_pgq.failed_event
+      sql`select count(*) as n from effect_pgq.failed_event
         where queue_name = ${queue} and consumer_name = ${consumer}`
     )
-    return Number(rows[0]?.n ?? 0n)
+    return Number((yield* decodeCount("count(effect_pgq.failed_event)")(rows)).n)
   })
 
   /** A single id that matched nothing is an error; "all" matching nothing is zero. */
@@ -189,28 +193,29 @@ export const make = (sql: SqlClient.SqlClient): FailedEvents["Service"] => {
 
   const delete_ = Effect.fn("FailedEvents.delete")(
     function*(queue: string, consumer: string, target: FailedEventTarget) {
-      yield* names(queue, consumer)
+      yield* validateQueueConsumer(queue, consumer)
       const operation = "FailedEvents.delete"
       const rows = yield* run(
         { operation, queue, consumer },
-        sql<{ readonly n: bigint }>`with gone as (
+        sql`with gone as (
             delete from effect_pgq.failed_event
             where queue_name = ${queue} and consumer_name = ${consumer} ${byTarget(target)}
             returning 1)
           select count(*) as n from gone`
       )
-      return yield* expectFound(operation, queue, consumer, target, Number(rows[0]?.n ?? 0n))
+      const { n } = yield* decodeCount("count(deleted failed events)")(rows)
+      return yield* expectFound(operation, queue, consumer, target, Number(n))
     }
   )
 
   const retry = Effect.fn("FailedEvents.retry")(
     function*(queue: string, consumer: string, target: FailedEventTarget) {
-      yield* names(queue, consumer)
+      yield* validateQueueConsumer(queue, consumer)
       const operation = "FailedEvents.retry"
       // One statement: the rows leave the store only if every re-insert succeeds.
       const rows = yield* run(
         { operation, queue, consumer },
-        sql<{ readonly n: bigint }>`with moved as (
+        sql`with moved as (
             delete from effect_pgq.failed_event
             where queue_name = ${queue} and consumer_name = ${consumer} ${byTarget(target)}
             returning *)
@@ -218,7 +223,8 @@ export const make = (sql: SqlClient.SqlClient): FailedEvents["Service"] => {
             ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)) as n
           from moved`
       )
-      return yield* expectFound(operation, queue, consumer, target, Number(rows[0]?.n ?? 0n))
+      const { n } = yield* decodeCount("count(pgq.event_retry_raw())")(rows)
+      return yield* expectFound(operation, queue, consumer, target, Number(n))
     }
   )
 

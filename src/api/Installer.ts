@@ -6,9 +6,10 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import { withPgqErrors } from "./mapSqlError.ts"
+import { findOne, findOneOption } from "../internal/rows.ts"
+import { makeSqlRunner } from "../internal/sqlRunner.ts"
 import { type Migration, migrations } from "./migrations.ts"
 import type { PgqError } from "./PgqError.ts"
 
@@ -57,57 +58,75 @@ export class Installer extends Context.Service<Installer, {
 /** Any fixed key: it only has to be the same for every effect-pgq installer. */
 const INSTALL_LOCK = 7_277_031_001
 
+const decodeRegclass = findOne(Schema.Struct({ t: Schema.NullOr(Schema.String) }))("to_regclass()")
+const decodeMaxVersion = findOne(Schema.Struct({ v: Schema.Number }))("max(effect_pgq.migration.version)")
+const decodeExtension = findOneOption(Schema.Struct({ v: Schema.String }))
+
 /**
  * @since 0.1.0
  * @category constructors
  */
 export const make = (sql: SqlClient.SqlClient, all: ReadonlyArray<Migration>): Installer["Service"] => {
   const latestVersion = all.reduce((max, m) => Math.max(max, m.version), 0)
-  const mapErrors = (operation: string) => withPgqErrors({ operation })
+  const run = makeSqlRunner(sql)
 
   // Two statements: a query naming effect_pgq.migration fails to plan while it does not exist.
   const appliedVersion = Effect.gen(function*() {
-    const [table] = yield* sql<{ readonly t: string | null }>`select to_regclass('effect_pgq.migration')::text as t`
-    if (table?.t == null) return 0
-    const [row] = yield* sql<{ readonly v: number }>`select coalesce(max(version), 0) as v from effect_pgq.migration`
-    return row?.v ?? 0
+    const table = yield* Effect.flatMap(sql`select to_regclass('effect_pgq.migration')::text as t`, decodeRegclass)
+    if (table.t === null) return 0
+    const applied = yield* Effect.flatMap(
+      sql`select coalesce(max(version), 0) as v from effect_pgq.migration`,
+      decodeMaxVersion
+    )
+    return applied.v
   })
 
-  const install = Effect.gen(function*() {
-    yield* sql`select pg_advisory_xact_lock(${INSTALL_LOCK})`
-    yield* sql`create extension if not exists pgq`
-    yield* sql`create schema if not exists effect_pgq`
-    yield* sql`create table if not exists effect_pgq.migration (
-      version integer primary key,
-      name text not null,
-      applied_at timestamptz not null default now()
-    )`
-    const current = yield* appliedVersion
-    const pending = all.filter((m) => m.version > current).toSorted((a, b) => a.version - b.version)
-    for (const migration of pending) {
-      for (const statement of migration.statements) yield* sql.unsafe(statement)
-      yield* sql`insert into effect_pgq.migration (version, name) values (${migration.version}, ${migration.name})`
-    }
-    return pending.map((m) => m.version)
-  }).pipe(sql.withTransaction, mapErrors("Installer.install"), Effect.withSpan("Installer.install"))
-
-  const uninstall = Effect.fn("Installer.uninstall")((options?: { readonly pgq?: boolean }) =>
+  const install = run(
+    { operation: "Installer.install" },
     Effect.gen(function*() {
       yield* sql`select pg_advisory_xact_lock(${INSTALL_LOCK})`
-      yield* sql`drop schema if exists effect_pgq cascade`
-      if (options?.pgq === true) yield* sql`drop extension if exists pgq cascade`
-    }).pipe(sql.withTransaction, mapErrors("Installer.uninstall"))
+      yield* sql`create extension if not exists pgq`
+      yield* sql`create schema if not exists effect_pgq`
+      yield* sql`create table if not exists effect_pgq.migration (
+        version integer primary key,
+        name text not null,
+        applied_at timestamptz not null default now()
+      )`
+      const current = yield* appliedVersion
+      const pending = all.filter((m) => m.version > current).toSorted((a, b) => a.version - b.version)
+      for (const migration of pending) {
+        for (const statement of migration.statements) yield* sql.unsafe(statement)
+        yield* sql`insert into effect_pgq.migration (version, name) values (${migration.version}, ${migration.name})`
+      }
+      return pending.map((m) => m.version)
+    }).pipe(sql.withTransaction)
+  ).pipe(Effect.withSpan("Installer.install"))
+
+  const uninstall = Effect.fn("Installer.uninstall")((options?: { readonly pgq?: boolean }) =>
+    run(
+      { operation: "Installer.uninstall" },
+      Effect.gen(function*() {
+        yield* sql`select pg_advisory_xact_lock(${INSTALL_LOCK})`
+        yield* sql`drop schema if exists effect_pgq cascade`
+        if (options?.pgq === true) yield* sql`drop extension if exists pgq cascade`
+      }).pipe(sql.withTransaction)
+    )
   )
 
-  const status = Effect.gen(function*() {
-    const rows = yield* sql<{ readonly v: string | null }>`
-      select extversion as v from pg_extension where extname = 'pgq'`
-    return {
-      pgqVersion: Option.fromNullishOr(rows[0]?.v),
-      schemaVersion: yield* appliedVersion,
-      latestVersion
-    }
-  }).pipe(mapErrors("Installer.status"), Effect.withSpan("Installer.status"))
+  const status = run(
+    { operation: "Installer.status" },
+    Effect.gen(function*() {
+      const extension = yield* Effect.flatMap(
+        sql`select extversion as v from pg_extension where extname = 'pgq'`,
+        decodeExtension
+      )
+      return {
+        pgqVersion: Option.map(extension, (row) => row.v),
+        schemaVersion: yield* appliedVersion,
+        latestVersion
+      }
+    })
+  ).pipe(Effect.withSpan("Installer.status"))
 
   return Installer.of({ install, uninstall, status })
 }

@@ -1,6 +1,7 @@
 /**
- * The names effect-pgq accepts for queues and consumers, checked before any
- * SQL runs so a bad name is a typed `InvalidName`, never a half-made object.
+ * The names effect-pgq accepts for queues and consumers. Every service checks
+ * them with these rules before any SQL runs (through `src/internal/validateName.ts`),
+ * so a bad name is a typed `InvalidName`, never a half-made object.
  *
  * pgq itself stores names as `text`; effect-pgq only refuses what cannot be
  * meant: empty names, surrounding blanks, control characters, and names over
@@ -9,8 +10,6 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
-import { InvalidName } from "./PgqError.ts"
 
 /**
  * @since 0.1.0
@@ -33,15 +32,4 @@ export const nameProblem = (name: string): string | undefined => {
   if (name.trim() !== name) return "must not start or end with whitespace"
   if (CONTROL.test(name)) return "must not contain control characters"
   return undefined
-}
-
-/**
- * Fails with `InvalidName` when `name` is refused.
- *
- * @since 0.1.0
- * @category validation
- */
-export const validateName = (kind: "queue" | "consumer", name: string): Effect.Effect<void, InvalidName> => {
-  const reason = nameProblem(name)
-  return reason === undefined ? Effect.void : Effect.fail(new InvalidName({ kind, name, reason }))
 }

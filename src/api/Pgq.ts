@@ -11,19 +11,16 @@
 import { Context, DateTime, Duration, Effect, Layer, Option, Schema, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
+import { DEFAULT_FETCH_SIZE } from "../internal/fetchSize.ts"
+import type { ErrorContext } from "../internal/mapSqlError.ts"
+import { consumerOrQueueMissing } from "../internal/refineConsumerNotRegistered.ts"
+import { findAll, findOne, findOneOption } from "../internal/rows.ts"
+import { makeSqlRunner } from "../internal/sqlRunner.ts"
+import { validateQueue, validateQueueConsumer } from "../internal/validateName.ts"
 import { BatchInfo, NextBatch } from "./BatchInfo.ts"
 import { ConsumerInfo } from "./ConsumerInfo.ts"
 import { BatchId, EventId, TickId } from "./Ids.ts"
-import { type ErrorContext, missingQueueRefiner, withPgqErrors } from "./mapSqlError.ts"
-import { validateName } from "./Names.ts"
-import {
-  BatchNotFound,
-  ConsumerNotRegistered,
-  InvalidArgument,
-  type InvalidName,
-  type PgqError,
-  QueueNotFound
-} from "./PgqError.ts"
+import { BatchNotFound, ConsumerNotRegistered, InvalidArgument, type PgqError, QueueNotFound } from "./PgqError.ts"
 import { fromValues, type PgqEvent } from "./PgqEvent.ts"
 import { QueueInfo } from "./QueueInfo.ts"
 
@@ -116,7 +113,7 @@ export interface OpenBatch {
  * @category models
  */
 export interface CursorOptions {
-  /** Rows fetched per round trip; memory holds at most one such page. Default 1000. */
+  /** Rows fetched per round trip; memory holds at most one such page. Default 1000 (`DEFAULT_FETCH_SIZE`). */
   readonly fetchSize?: number | undefined
   /**
    * SQL condition pgq appends to its event query (`pgq.get_batch_cursor`'s
@@ -127,6 +124,15 @@ export interface CursorOptions {
 
 /**
  * The PgQ SQL API.
+ *
+ * pgq answers "Not subscriber to queue" both for a consumer that is not
+ * registered and for a queue that does not exist. Outside a transaction the
+ * methods tell the two apart (`ConsumerNotRegistered` or `QueueNotFound`).
+ * Inside a caller's transaction, a failed pgq call has aborted the
+ * transaction and asking on a second connection could wait forever for the
+ * pool, so an unknown queue may be reported as `ConsumerNotRegistered`;
+ * after the transaction has rolled back, the same call (or a
+ * `getQueueInfo`) gives the precise error.
  *
  * @since 0.1.0
  * @category services
@@ -177,6 +183,7 @@ export class Pgq extends Context.Service<Pgq, {
    * costs one query; a bigger one continues through a cursor. Faster than
    * both pgq functions, which materialise their result on the server first.
    * Runs in the current transaction, or in its own when there is none.
+   * `pageSize` defaults to 1000 (`DEFAULT_FETCH_SIZE`).
    */
   readonly streamBatchEvents: (
     batchId: BatchId,
@@ -187,7 +194,8 @@ export class Pgq extends Context.Service<Pgq, {
    * `nextBatchInfo` (or `nextBatchCustom` with conditions) and the batch's
    * events as `streamBatchEvents` gives them: the batch and its query in one
    * round trip, the first page in a second. The consumer's way to take a
-   * batch; read `rest` in the same transaction.
+   * batch; read `rest` in the same transaction. `pageSize` defaults to 1000
+   * (`DEFAULT_FETCH_SIZE`).
    */
   readonly takeNextBatch: (
     queue: string,
@@ -268,16 +276,39 @@ export class Pgq extends Context.Service<Pgq, {
   )
 }
 
-const decodeOrDie = <S extends Schema.Decoder<unknown>>(schema: S) => {
-  const decode = Schema.decodeUnknownEffect(schema)
-  return (input: unknown): Effect.Effect<S["Type"], never, S["DecodingServices"]> => Effect.orDie(decode(input))
+/**
+ * The one value of a `select pgq.f(...) as r`, which always returns one row.
+ * Built once per type; `statement` names the call in the defect if no row came.
+ */
+const scalar = <S extends Schema.Top>(Value: S) => {
+  const decode = findOne(Schema.Struct({ r: Value }))
+  return (statement: string) => {
+    const decodeRow = decode(statement)
+    return (rows: ReadonlyArray<unknown>): Effect.Effect<S["Type"], never, S["DecodingServices"]> =>
+      // TypeScript cannot resolve a generic Struct's type; it is `{ readonly r: S["Type"] }`.
+      Effect.map(decodeRow(rows), (row) => (row as { readonly r: S["Type"] }).r)
+  }
 }
 
-const decodeQueueInfos = decodeOrDie(Schema.Array(QueueInfo))
-const decodeConsumerInfos = decodeOrDie(Schema.Array(ConsumerInfo))
-const decodeNextBatch = decodeOrDie(NextBatch)
-const decodeBatchInfos = decodeOrDie(Schema.Array(BatchInfo))
-const decodeMaintOperations = decodeOrDie(Schema.Array(MaintOperation))
+/** int4 results: pgq's 0/1 flags and counts. */
+const int4Result = scalar(Schema.Number)
+const textResult = scalar(Schema.String)
+const int8Result = scalar(Schema.BigInt)
+const eventIdResult = scalar(EventId)
+const tickIdResult = scalar(TickId)
+/** pgq returns null for "no batch" or "no tick". */
+const optionalBatchIdResult = scalar(Schema.OptionFromNullOr(BatchId))
+const optionalTickIdResult = scalar(Schema.OptionFromNullOr(TickId))
+
+const decodeQueueInfos = findAll(QueueInfo)
+const decodeQueueInfo = findOneOption(QueueInfo)
+const decodeConsumerInfos = findAll(ConsumerInfo)
+const decodeConsumerInfo = findOneOption(ConsumerInfo)
+const decodeNextBatch = findOneOption(NextBatch)
+const decodeBatchQuery = findOne(Schema.Struct({ query: Schema.String }))("pgq.batch_event_sql()")
+const decodeBatchInfo = findOneOption(BatchInfo)
+const decodeMaintOperations = findAll(MaintOperation)
+const decodeTablesToVacuum = findAll(Schema.Struct({ t: Schema.String }))
 
 /** Interval columns arrive as milliseconds, ready for `Schema.DurationFromMillis`. */
 const ms = (column: string) => `(extract(epoch from ${column}) * 1000)::float8`
@@ -300,8 +331,6 @@ const NEXT_BATCH_COLUMNS = `batch_id as "batchId", cur_tick_id as "curTickId", p
 const BATCH_INFO_COLUMNS = `queue_name as "queueName", consumer_name as "consumerName",
   batch_start as "batchStart", batch_end as "batchEnd", prev_tick_id as "prevTickId", tick_id as "tickId",
   ${ms("lag")} as "lag", seq_start as "seqStart", seq_end as "seqEnd"`
-
-const DEFAULT_FETCH_SIZE = 1000
 
 /** pgq's `*_seconds` arguments are whole seconds: a delay is rounded up so it is never shorter. */
 const wholeSeconds = (operation: string, input: Duration.Input): Effect.Effect<number, InvalidArgument> => {
@@ -334,34 +363,23 @@ const intervalText = (operation: string, argument: string, input: Duration.Input
  * @category constructors
  */
 export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
-  const run = <A>(context: ErrorContext, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, PgqError> =>
-    effect.pipe(
-      withPgqErrors(context),
-      Effect.catchTag("ConsumerNotRegistered", (error) => refineMissingQueue(error))
-    )
+  const run = makeSqlRunner(sql)
+  // Only after a statement that succeeded: its transaction, if any, is still usable.
+  const consumerOrQueue = consumerOrQueueMissing(sql)
 
-  const refineMissingQueue = missingQueueRefiner(sql)
-
-  const queueName = (queue: string) => validateName("queue", queue)
-  const names = (queue: string, consumer: string): Effect.Effect<void, InvalidName> =>
-    Effect.andThen(validateName("queue", queue), validateName("consumer", consumer))
-
-  const version = run(
-    { operation: "Pgq.version" },
-    sql<{ readonly v: string }>`select pgq.version() as v`
-  ).pipe(Effect.map((rows) => rows[0]?.v ?? ""), Effect.withSpan("Pgq.version"))
+  const version = run({ operation: "Pgq.version" }, sql`select pgq.version() as r`).pipe(
+    Effect.flatMap(textResult("pgq.version()")),
+    Effect.withSpan("Pgq.version")
+  )
 
   const createQueue = Effect.fn("Pgq.createQueue")(function*(queue: string) {
-    yield* queueName(queue)
-    const rows = yield* run(
-      { operation: "Pgq.createQueue", queue },
-      sql<{ readonly created: number }>`select pgq.create_queue(${queue}) as created`
-    )
-    return rows[0]?.created === 1
+    yield* validateQueue(queue)
+    const rows = yield* run({ operation: "Pgq.createQueue", queue }, sql`select pgq.create_queue(${queue}) as r`)
+    return (yield* int4Result("pgq.create_queue()")(rows)) === 1
   })
 
   const dropQueue = Effect.fn("Pgq.dropQueue")(function*(queue: string, options?: { readonly force?: boolean }) {
-    yield* queueName(queue)
+    yield* validateQueue(queue)
     yield* run(
       { operation: "Pgq.dropQueue", queue },
       sql`select pgq.drop_queue(${queue}, ${options?.force === true})`
@@ -370,88 +388,94 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
 
   const setQueueConfig = Effect.fn("Pgq.setQueueConfig")(
     function*(queue: string, setting: QueueSetting, value: string) {
-      yield* queueName(queue)
+      yield* validateQueue(queue)
       const rows = yield* run(
         { operation: "Pgq.setQueueConfig", queue },
-        sql<{ readonly r: number }>`select pgq.set_queue_config(${queue}, ${setting}, ${value}) as r`
+        sql`select pgq.set_queue_config(${queue}, ${setting}, ${value}) as r`
       )
-      if (rows[0]?.r !== 1) return yield* new QueueNotFound({ operation: "Pgq.setQueueConfig", queue })
+      if ((yield* int4Result("pgq.set_queue_config()")(rows)) !== 1) {
+        return yield* new QueueNotFound({ operation: "Pgq.setQueueConfig", queue })
+      }
     }
   )
 
   const currentEventTable = Effect.fn("Pgq.currentEventTable")(function*(queue: string) {
-    yield* queueName(queue)
+    yield* validateQueue(queue)
     const rows = yield* run(
       { operation: "Pgq.currentEventTable", queue },
-      sql<{ readonly t: string }>`select pgq.current_event_table(${queue}) as t`
+      sql`select pgq.current_event_table(${queue}) as r`
     )
-    return rows[0]?.t ?? ""
+    return yield* textResult("pgq.current_event_table()")(rows)
   })
 
   const insertEvent = Effect.fn("Pgq.insertEvent")(function*(queue: string, event: NewEvent) {
-    yield* queueName(queue)
+    yield* validateQueue(queue)
     const context = { operation: "Pgq.insertEvent", queue }
     const hasExtras = event.extra1 != null || event.extra2 != null || event.extra3 != null || event.extra4 != null
     const rows = yield* run(
       context,
       hasExtras
-        ? sql<{ readonly id: bigint }>`select pgq.insert_event(${queue}, ${event.type}, ${event.data}, ${
-          event.extra1 ?? null
-        }, ${event.extra2 ?? null}, ${event.extra3 ?? null}, ${event.extra4 ?? null}) as id`
-        : sql<{ readonly id: bigint }>`select pgq.insert_event(${queue}, ${event.type}, ${event.data}) as id`
+        ? sql`select pgq.insert_event(${queue}, ${event.type}, ${event.data}, ${event.extra1 ?? null}, ${
+          event.extra2 ?? null
+        }, ${event.extra3 ?? null}, ${event.extra4 ?? null}) as r`
+        : sql`select pgq.insert_event(${queue}, ${event.type}, ${event.data}) as r`
     )
-    return EventId.make(rows[0]?.id ?? -1n)
+    return yield* eventIdResult("pgq.insert_event()")(rows)
   })
 
   const registerConsumer = Effect.fn("Pgq.registerConsumer")(function*(queue: string, consumer: string) {
-    yield* names(queue, consumer)
+    yield* validateQueueConsumer(queue, consumer)
     const rows = yield* run(
       { operation: "Pgq.registerConsumer", queue, consumer },
-      sql<{ readonly r: number }>`select pgq.register_consumer(${queue}, ${consumer}) as r`
+      sql`select pgq.register_consumer(${queue}, ${consumer}) as r`
     )
-    return rows[0]?.r === 1
+    return (yield* int4Result("pgq.register_consumer()")(rows)) === 1
   })
 
   const registerConsumerAt = Effect.fn("Pgq.registerConsumerAt")(
     function*(queue: string, consumer: string, tickId: TickId) {
-      yield* names(queue, consumer)
+      yield* validateQueueConsumer(queue, consumer)
       const rows = yield* run(
         { operation: "Pgq.registerConsumerAt", queue, consumer },
-        sql<{ readonly r: number }>`select pgq.register_consumer_at(${queue}, ${consumer}, ${tickId}) as r`
+        sql`select pgq.register_consumer_at(${queue}, ${consumer}, ${tickId}) as r`
       )
-      return rows[0]?.r === 1
+      return (yield* int4Result("pgq.register_consumer_at()")(rows)) === 1
     }
   )
 
   const unregisterConsumer = Effect.fn("Pgq.unregisterConsumer")(function*(queue: string, consumer: string) {
-    yield* names(queue, consumer)
+    yield* validateQueueConsumer(queue, consumer)
+    const operation = "Pgq.unregisterConsumer"
     const rows = yield* run(
-      { operation: "Pgq.unregisterConsumer", queue, consumer },
-      sql<{ readonly r: number }>`select pgq.unregister_consumer(${queue}, ${consumer}) as r`
+      { operation, queue, consumer },
+      sql`select pgq.unregister_consumer(${queue}, ${consumer}) as r`
     )
-    if ((rows[0]?.r ?? 0) === 0) {
-      return yield* refineMissingQueue(
-        new ConsumerNotRegistered({ operation: "Pgq.unregisterConsumer", queue, consumer })
-      )
+    // pgq returns 0 for an unknown consumer and for an unknown queue alike.
+    if ((yield* int4Result("pgq.unregister_consumer()")(rows)) === 0) {
+      return yield* consumerOrQueue(new ConsumerNotRegistered({ operation, queue, consumer }))
     }
   })
 
-  const nextBatchRow = (operation: string, queue: string, consumer: string, statement: Effect.Effect<ReadonlyArray<{
-    readonly batchId: bigint | null
-  }>, SqlError>) =>
-    Effect.gen(function*() {
-      yield* names(queue, consumer)
-      const rows = yield* run({ operation, queue, consumer }, statement)
-      const row = rows[0]
-      return row === undefined || row.batchId === null ? Option.none() : Option.some(yield* decodeNextBatch(row))
-    })
+  /** pgq's batch functions return one row of nulls when there is no batch: no row for us. */
+  const nextBatchRow = Effect.fnUntraced(function*(
+    operation: string,
+    queue: string,
+    consumer: string,
+    statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>
+  ) {
+    yield* validateQueueConsumer(queue, consumer)
+    return yield* decodeNextBatch(yield* run({ operation, queue, consumer }, statement))
+  })
 
   const nextBatchInfo = Effect.fn("Pgq.nextBatchInfo")((queue: string, consumer: string) =>
     nextBatchRow(
       "Pgq.nextBatchInfo",
       queue,
       consumer,
-      sql.unsafe(`select ${NEXT_BATCH_COLUMNS} from pgq.next_batch_info($1, $2)`, [queue, consumer])
+      sql.unsafe(
+        `select ${NEXT_BATCH_COLUMNS} from pgq.next_batch_info($1, $2) where batch_id is not null`,
+        [queue, consumer]
+      )
     )
   )
 
@@ -466,7 +490,8 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
         queue,
         consumer,
         sql.unsafe(
-          `select ${NEXT_BATCH_COLUMNS} from pgq.next_batch_custom($1, $2, $3::interval, $4::int4, $5::interval)`,
+          `select ${NEXT_BATCH_COLUMNS} from pgq.next_batch_custom($1, $2, $3::interval, $4::int4, $5::interval)
+           where batch_id is not null`,
           [queue, consumer, minLag, minCount, minInterval]
         )
       )
@@ -474,13 +499,12 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
   )
 
   const nextBatch = Effect.fn("Pgq.nextBatch")(function*(queue: string, consumer: string) {
-    yield* names(queue, consumer)
+    yield* validateQueueConsumer(queue, consumer)
     const rows = yield* run(
       { operation: "Pgq.nextBatch", queue, consumer },
-      sql<{ readonly id: bigint | null }>`select pgq.next_batch(${queue}, ${consumer}) as id`
+      sql`select pgq.next_batch(${queue}, ${consumer}) as r`
     )
-    const id = rows[0]?.id ?? null
-    return id === null ? Option.none<BatchId>() : Option.some(BatchId.make(id))
+    return yield* optionalBatchIdResult("pgq.next_batch()")(rows)
   })
 
   const getBatchEvents = Effect.fn("Pgq.getBatchEvents")(function*(batchId: BatchId) {
@@ -500,17 +524,24 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
       ? Effect.void
       : Effect.fail(new InvalidArgument({ operation, argument, reason: "must be an integer from 1 to 1,000,000" }))
 
-  /** Cursors live in a transaction: outside one, the stream holds its own until it ends. */
+  /**
+   * Cursors live in a transaction: outside one, the stream holds its own
+   * until it ends. That reserved connection is the only one the stream uses:
+   * it is never a second connection beside a caller's transaction.
+   */
   const inTransaction = <A>(
     context: ErrorContext,
     stream: Effect.Effect<Stream.Stream<A, PgqError>, PgqError, Scope.Scope>
   ): Stream.Stream<A, PgqError> =>
     Stream.unwrap(Effect.gen(function*() {
       if (Option.isSome(yield* Effect.serviceOption(sql.transactionService))) return yield* stream
-      const connection = yield* Effect.acquireRelease(
-        Effect.tap(sql.reserve, (connection) => connection.executeRaw("begin", [])),
-        (connection) => Effect.ignore(connection.executeRaw("rollback", []))
-      ).pipe(withPgqErrors(context))
+      const connection = yield* run(
+        context,
+        Effect.acquireRelease(
+          Effect.tap(sql.reserve, (connection) => connection.executeRaw("begin", [])),
+          (connection) => Effect.ignore(connection.executeRaw("rollback", []))
+        )
+      )
       return Stream.provideService(
         yield* Effect.provideService(stream, sql.transactionService, [connection, 1]),
         sql.transactionService,
@@ -553,8 +584,8 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
    * batch): one query when the batch fits a page, else the first page and a
    * cursor for the rest. Not prepared: the text changes with every batch.
    */
-  const eventsOfQuery = (context: ErrorContext, batchId: BatchId, query: string, pageSize: number) =>
-    Effect.gen(function*() {
+  const eventsOfQuery = Effect.fnUntraced(
+    function*(context: ErrorContext, batchId: BatchId, query: string, pageSize: number) {
       const first = yield* run(context, sql.unsafe(`${query} limit ${pageSize + 1}`).valuesUnprepared)
       if (first.length <= pageSize) return { firstPage: fromValues(first), rest: Stream.empty }
       const head = first.slice(0, pageSize)
@@ -568,7 +599,8 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
         ).unprepared
       )
       return { firstPage: fromValues(head), rest: fetchPages(context, cursor, pageSize) }
-    })
+    }
+  )
 
   const streamBatchEvents = (
     batchId: BatchId,
@@ -581,8 +613,10 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
       context,
       Effect.gen(function*() {
         yield* validPageSize(operation, "pageSize", pageSize)
-        const [found] = yield* run(context, sql<{ readonly q: string }>`select pgq.batch_event_sql(${batchId}) as q`)
-        const { firstPage, rest } = yield* eventsOfQuery(context, batchId, found?.q ?? "", pageSize)
+        const query = yield* run(context, sql`select pgq.batch_event_sql(${batchId}) as r`).pipe(
+          Effect.flatMap(textResult("pgq.batch_event_sql()"))
+        )
+        const { firstPage, rest } = yield* eventsOfQuery(context, batchId, query, pageSize)
         return Stream.concat(Stream.fromArray(firstPage), rest)
       })
     )
@@ -594,7 +628,7 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
     options?: { readonly conditions?: BatchConditions | undefined; readonly pageSize?: number | undefined }
   ) {
     const operation = "Pgq.takeNextBatch"
-    yield* names(queue, consumer)
+    yield* validateQueueConsumer(queue, consumer)
     const pageSize = options?.pageSize ?? DEFAULT_FETCH_SIZE
     yield* validPageSize(operation, "pageSize", pageSize)
     const conditions = options?.conditions
@@ -610,20 +644,20 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
           yield* intervalText(operation, "minInterval", conditions.minInterval)
         ]
       }
-    const context = { operation, queue, consumer }
     const rows = yield* run(
-      context,
-      sql.unsafe<{ readonly batchId: bigint | null; readonly query: string | null }>(
-        `select ${NEXT_BATCH_COLUMNS},
-          case when b.batch_id is not null then pgq.batch_event_sql(b.batch_id) end as query
-         from ${source.text} b`,
+      { operation, queue, consumer },
+      sql.unsafe(
+        `select ${NEXT_BATCH_COLUMNS}, pgq.batch_event_sql(b.batch_id) as query
+         from ${source.text} b where b.batch_id is not null`,
         source.params
       )
     )
-    const row = rows[0]
-    if (row === undefined || row.batchId === null || row.query === null) return Option.none<OpenBatch>()
-    const info = yield* decodeNextBatch(row)
-    const { firstPage, rest } = yield* eventsOfQuery({ operation, batchId: info.batchId }, info.batchId, row.query, pageSize)
+    const found = yield* decodeNextBatch(rows)
+    if (Option.isNone(found)) return Option.none<OpenBatch>()
+    const info = found.value
+    const { query } = yield* decodeBatchQuery(rows)
+    const context = { operation, batchId: info.batchId }
+    const { firstPage, rest } = yield* eventsOfQuery(context, info.batchId, query, pageSize)
     return Option.some<OpenBatch>({ info, firstPage, rest, events: Stream.concat(Stream.fromArray(firstPage), rest) })
   })
 
@@ -633,50 +667,47 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
       const rows = yield* (DateTime.isDateTime(retryAfter)
         ? run(
           context,
-          sql<{ readonly r: number }>`select pgq.event_retry(${batchId}, ${eventId}, ${
-            DateTime.toDateUtc(retryAfter)
-          }::timestamptz) as r`
+          sql`select pgq.event_retry(${batchId}, ${eventId}, ${DateTime.toDateUtc(retryAfter)}::timestamptz) as r`
         )
         : Effect.flatMap(
           wholeSeconds(context.operation, retryAfter),
-          (seconds) =>
-            run(
-              context,
-              sql<{ readonly r: number }>`select pgq.event_retry(${batchId}, ${eventId}, ${seconds}::int4) as r`
-            )
+          (seconds) => run(context, sql`select pgq.event_retry(${batchId}, ${eventId}, ${seconds}::int4) as r`)
         ))
-      if (rows[0]?.r !== 1) return yield* new BatchNotFound({ operation: context.operation, batchId })
+      if ((yield* int4Result("pgq.event_retry()")(rows)) !== 1) {
+        return yield* new BatchNotFound({ operation: context.operation, batchId })
+      }
     }
   )
 
   const batchRetry = Effect.fn("Pgq.batchRetry")(function*(batchId: BatchId, retryAfter: Duration.Input) {
     const context = { operation: "Pgq.batchRetry", batchId }
     const seconds = yield* wholeSeconds(context.operation, retryAfter)
-    const rows = yield* run(
-      context,
-      sql<{ readonly r: number }>`select pgq.batch_retry(${batchId}, ${seconds}::int4) as r`
-    )
-    return rows[0]?.r ?? 0
+    const rows = yield* run(context, sql`select pgq.batch_retry(${batchId}, ${seconds}::int4) as r`)
+    return yield* int4Result("pgq.batch_retry()")(rows)
   })
 
   const finishBatch = Effect.fn("Pgq.finishBatch")(function*(batchId: BatchId) {
-    const rows = yield* run(
-      { operation: "Pgq.finishBatch", batchId },
-      sql<{ readonly r: number }>`select pgq.finish_batch(${batchId}) as r`
-    )
+    const rows = yield* run({ operation: "Pgq.finishBatch", batchId }, sql`select pgq.finish_batch(${batchId}) as r`)
     // pgq only warns about an unknown batch and returns 0.
-    if (rows[0]?.r !== 1) return yield* new BatchNotFound({ operation: "Pgq.finishBatch", batchId })
+    if ((yield* int4Result("pgq.finish_batch()")(rows)) !== 1) {
+      return yield* new BatchNotFound({ operation: "Pgq.finishBatch", batchId })
+    }
   })
 
   const getQueueInfo = Effect.fn("Pgq.getQueueInfo")(function*(queue: string) {
-    yield* queueName(queue)
+    yield* validateQueue(queue)
+    const operation = "Pgq.getQueueInfo"
     const rows = yield* run(
-      { operation: "Pgq.getQueueInfo", queue },
+      { operation, queue },
       sql.unsafe(`select ${QUEUE_INFO_COLUMNS} from pgq.get_queue_info($1)`, [queue])
     )
-    const [info] = yield* decodeQueueInfos(rows)
-    if (info === undefined) return yield* new QueueNotFound({ operation: "Pgq.getQueueInfo", queue })
-    return info
+    return yield* Effect.flatMap(
+      decodeQueueInfo(rows),
+      Option.match({
+        onNone: () => Effect.fail(new QueueNotFound({ operation, queue })),
+        onSome: Effect.succeed
+      })
+    )
   })
 
   const listQueues = run(
@@ -685,17 +716,20 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
   ).pipe(Effect.flatMap(decodeQueueInfos), Effect.withSpan("Pgq.listQueues"))
 
   const getConsumerInfo = Effect.fn("Pgq.getConsumerInfo")(function*(queue: string, consumer: string) {
-    yield* names(queue, consumer)
+    yield* validateQueueConsumer(queue, consumer)
     const operation = "Pgq.getConsumerInfo"
     const rows = yield* run(
       { operation, queue, consumer },
       sql.unsafe(`select ${CONSUMER_INFO_COLUMNS} from pgq.get_consumer_info($1, $2)`, [queue, consumer])
     )
-    const [info] = yield* decodeConsumerInfos(rows)
-    if (info === undefined) {
-      return yield* refineMissingQueue(new ConsumerNotRegistered({ operation, queue, consumer }))
-    }
-    return info
+    return yield* Effect.flatMap(
+      decodeConsumerInfo(rows),
+      Option.match({
+        // pgq lists nothing for an unknown consumer and for an unknown queue alike.
+        onNone: () => consumerOrQueue(new ConsumerNotRegistered({ operation, queue, consumer })),
+        onSome: Effect.succeed
+      })
+    )
   })
 
   const listConsumers = Effect.fn("Pgq.listConsumers")(function*(queue?: string) {
@@ -707,7 +741,7 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
       )
       return yield* decodeConsumerInfos(rows)
     }
-    yield* queueName(queue)
+    yield* validateQueue(queue)
     const rows = yield* run(
       { operation, queue },
       sql.unsafe(`select ${CONSUMER_INFO_COLUMNS} from pgq.get_consumer_info($1) order by 2`, [queue])
@@ -716,81 +750,84 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
   })
 
   const getBatchInfo = Effect.fn("Pgq.getBatchInfo")(function*(batchId: BatchId) {
+    const operation = "Pgq.getBatchInfo"
     const rows = yield* run(
-      { operation: "Pgq.getBatchInfo", batchId },
+      { operation, batchId },
       sql.unsafe(`select ${BATCH_INFO_COLUMNS} from pgq.get_batch_info($1) where queue_name is not null`, [
         batchId
       ])
     )
-    const [info] = yield* decodeBatchInfos(rows)
-    if (info === undefined) return yield* new BatchNotFound({ operation: "Pgq.getBatchInfo", batchId })
-    return info
+    return yield* Effect.flatMap(
+      decodeBatchInfo(rows),
+      Option.match({
+        onNone: () => Effect.fail(new BatchNotFound({ operation, batchId })),
+        onSome: Effect.succeed
+      })
+    )
   })
 
-  const ticker = run(
-    { operation: "Pgq.ticker" },
-    sql<{ readonly n: bigint | null }>`select pgq.ticker() as n`
-  ).pipe(Effect.map((rows) => rows[0]?.n ?? 0n), Effect.withSpan("Pgq.ticker"))
+  const ticker = run({ operation: "Pgq.ticker" }, sql`select pgq.ticker() as r`).pipe(
+    Effect.flatMap(int8Result("pgq.ticker()")),
+    Effect.withSpan("Pgq.ticker")
+  )
 
   const tickQueue = Effect.fn("Pgq.tickQueue")(function*(queue: string) {
-    yield* queueName(queue)
-    const rows = yield* run(
-      { operation: "Pgq.tickQueue", queue },
-      sql<{ readonly t: bigint | null }>`select pgq.ticker(${queue}) as t`
-    )
-    const tick = rows[0]?.t ?? null
-    return tick === null ? Option.none<TickId>() : Option.some(TickId.make(tick))
+    yield* validateQueue(queue)
+    const rows = yield* run({ operation: "Pgq.tickQueue", queue }, sql`select pgq.ticker(${queue}) as r`)
+    // pgq returns null when the queue needs no tick yet.
+    return yield* optionalTickIdResult("pgq.ticker(queue)")(rows)
   })
 
   const tickExternal = Effect.fn("Pgq.tickExternal")(function*(
     queue: string,
     tick: { readonly tickId: TickId; readonly time: DateTime.DateTime; readonly eventSeq: bigint }
   ) {
-    yield* queueName(queue)
+    yield* validateQueue(queue)
     const rows = yield* run(
       { operation: "Pgq.tickExternal", queue },
-      sql<{ readonly t: bigint }>`select pgq.ticker(${queue}, ${tick.tickId}::int8, ${
+      sql`select pgq.ticker(${queue}, ${tick.tickId}::int8, ${
         DateTime.toDateUtc(tick.time)
-      }::timestamptz, ${tick.eventSeq}::int8) as t`
+      }::timestamptz, ${tick.eventSeq}::int8) as r`
     )
-    return TickId.make(rows[0]?.t ?? tick.tickId)
+    return yield* tickIdResult("pgq.ticker(queue, tick_id, time, event_seq)")(rows)
   })
 
   const forceTick = Effect.fn("Pgq.forceTick")(function*(queue: string) {
-    yield* queueName(queue)
-    const rows = yield* run(
-      { operation: "Pgq.forceTick", queue },
-      sql<{ readonly t: bigint | null }>`select pgq.force_tick(${queue}) as t`
-    )
+    yield* validateQueue(queue)
+    const rows = yield* run({ operation: "Pgq.forceTick", queue }, sql`select pgq.force_tick(${queue}) as r`)
     // Every queue has a tick from its creation on: no tick means no queue.
-    const tick = rows[0]?.t ?? null
-    if (tick === null) return yield* new QueueNotFound({ operation: "Pgq.forceTick", queue })
-    return TickId.make(tick)
+    const tick = yield* optionalTickIdResult("pgq.force_tick()")(rows)
+    if (Option.isNone(tick)) return yield* new QueueNotFound({ operation: "Pgq.forceTick", queue })
+    return tick.value
   })
 
-  const scalarNumber = (operation: string, statement: Effect.Effect<ReadonlyArray<{ readonly n: number | null }>, SqlError>) =>
-    run({ operation }, statement).pipe(Effect.map((rows) => rows[0]?.n ?? 0), Effect.withSpan(operation))
+  const count = (operation: string, call: string) =>
+    run({ operation }, sql.unsafe(`select ${call} as r`)).pipe(
+      Effect.flatMap(int4Result(call)),
+      Effect.withSpan(operation)
+    )
 
-  const maintRetryEvents = scalarNumber("Pgq.maintRetryEvents", sql`select pgq.maint_retry_events() as n`)
-  const maintRotateTablesStep2 = scalarNumber(
-    "Pgq.maintRotateTablesStep2",
-    sql`select pgq.maint_rotate_tables_step2() as n`
-  )
-  const upgradeSchema = scalarNumber("Pgq.upgradeSchema", sql`select pgq.upgrade_schema() as n`)
+  const maintRetryEvents = count("Pgq.maintRetryEvents", "pgq.maint_retry_events()")
+  const maintRotateTablesStep2 = count("Pgq.maintRotateTablesStep2", "pgq.maint_rotate_tables_step2()")
+  const upgradeSchema = count("Pgq.upgradeSchema", "pgq.upgrade_schema()")
 
   const maintRotateTablesStep1 = Effect.fn("Pgq.maintRotateTablesStep1")(function*(queue: string) {
-    yield* queueName(queue)
+    yield* validateQueue(queue)
     const rows = yield* run(
       { operation: "Pgq.maintRotateTablesStep1", queue },
-      sql<{ readonly n: number }>`select pgq.maint_rotate_tables_step1(${queue}) as n`
+      sql`select pgq.maint_rotate_tables_step1(${queue}) as r`
     )
-    return rows[0]?.n ?? 0
+    return yield* int4Result("pgq.maint_rotate_tables_step1()")(rows)
   })
 
   const maintTablesToVacuum = run(
     { operation: "Pgq.maintTablesToVacuum" },
-    sql<{ readonly t: string }>`select t from pgq.maint_tables_to_vacuum() t`
-  ).pipe(Effect.map((rows) => rows.map((row) => row.t)), Effect.withSpan("Pgq.maintTablesToVacuum"))
+    sql`select t from pgq.maint_tables_to_vacuum() t`
+  ).pipe(
+    Effect.flatMap(decodeTablesToVacuum),
+    Effect.map((rows) => rows.map((row) => row.t)),
+    Effect.withSpan("Pgq.maintTablesToVacuum")
+  )
 
   const maintOperations = run(
     { operation: "Pgq.maintOperations" },
@@ -798,12 +835,12 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
   ).pipe(Effect.flatMap(decodeMaintOperations), Effect.withSpan("Pgq.maintOperations"))
 
   const grantPerms = Effect.fn("Pgq.grantPerms")(function*(queue: string) {
-    yield* queueName(queue)
+    yield* validateQueue(queue)
     yield* run({ operation: "Pgq.grantPerms", queue }, sql`select pgq.grant_perms(${queue})`)
   })
 
   const tuneStorage = Effect.fn("Pgq.tuneStorage")(function*(queue: string) {
-    yield* queueName(queue)
+    yield* validateQueue(queue)
     yield* run({ operation: "Pgq.tuneStorage", queue }, sql`select pgq.tune_storage(${queue})`)
   })
 
@@ -812,16 +849,16 @@ export const make = (sql: SqlClient.SqlClient): Pgq["Service"] => {
     consumer: string,
     event: RetryRawEvent
   ) {
-    yield* names(queue, consumer)
+    yield* validateQueueConsumer(queue, consumer)
     const rows = yield* run(
       { operation: "Pgq.eventRetryRaw", queue, consumer, eventId: event.id },
-      sql<{ readonly id: bigint }>`select pgq.event_retry_raw(${queue}, ${consumer}, ${
+      sql`select pgq.event_retry_raw(${queue}, ${consumer}, ${
         DateTime.toDateUtc(event.retryAfter)
       }::timestamptz, ${event.id}::int8, ${DateTime.toDateUtc(event.time)}::timestamptz, ${event.retry}::int4, ${
         event.type
-      }, ${event.data}, ${event.extra1}, ${event.extra2}, ${event.extra3}, ${event.extra4}) as id`
+      }, ${event.data}, ${event.extra1}, ${event.extra2}, ${event.extra3}, ${event.extra4}) as r`
     )
-    return EventId.make(rows[0]?.id ?? event.id)
+    return yield* eventIdResult("pgq.event_retry_raw()")(rows)
   })
 
   return Pgq.of({

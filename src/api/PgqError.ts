@@ -3,9 +3,20 @@
  * is about, so callers can `Effect.catchTag` the ones they expect and let the
  * rest bubble up with a clear message.
  *
+ * Every class carries the same type id, so `isPgqError` recognises them by
+ * brand, not by a list of tags that could fall behind.
+ *
  * @since 0.1.0
  */
 import { Predicate, Schema } from "effect"
+
+/**
+ * The brand every effect-pgq error carries.
+ *
+ * @since 0.1.0
+ * @category type IDs
+ */
+const TypeId = "~effect-pgq/PgqError"
 
 /**
  * The database lacks the pgq extension, or effect-pgq's own schema (needed by
@@ -14,10 +25,19 @@ import { Predicate, Schema } from "effect"
  * @since 0.1.0
  * @category errors
  */
-export class PgqNotInstalled extends Schema.TaggedError<PgqNotInstalled>()("PgqNotInstalled", {
+export class PgqNotInstalled extends Schema.TaggedError<PgqNotInstalled>(
+  `${TypeId}/PgqNotInstalled`
+)("PgqNotInstalled", {
   operation: Schema.String,
   detail: Schema.String
 }) {
+  /**
+   * Marks this value as an effect-pgq error for `isPgqError`.
+   *
+   * @since 0.1.0
+   */
+  readonly [TypeId] = TypeId
+
   override get message(): string {
     return `${this.operation}: the pgq extension is not installed in this database (${this.detail}); ` +
       `run CREATE EXTENSION pgq or the effect-pgq installer`
@@ -28,10 +48,19 @@ export class PgqNotInstalled extends Schema.TaggedError<PgqNotInstalled>()("PgqN
  * @since 0.1.0
  * @category errors
  */
-export class QueueNotFound extends Schema.TaggedError<QueueNotFound>()("QueueNotFound", {
+export class QueueNotFound extends Schema.TaggedError<QueueNotFound>(
+  `${TypeId}/QueueNotFound`
+)("QueueNotFound", {
   operation: Schema.String,
   queue: Schema.String
 }) {
+  /**
+   * Marks this value as an effect-pgq error for `isPgqError`.
+   *
+   * @since 0.1.0
+   */
+  readonly [TypeId] = TypeId
+
   override get message(): string {
     return `${this.operation}: queue ${JSON.stringify(this.queue)} does not exist`
   }
@@ -41,11 +70,20 @@ export class QueueNotFound extends Schema.TaggedError<QueueNotFound>()("QueueNot
  * @since 0.1.0
  * @category errors
  */
-export class ConsumerNotRegistered extends Schema.TaggedError<ConsumerNotRegistered>()("ConsumerNotRegistered", {
+export class ConsumerNotRegistered extends Schema.TaggedError<ConsumerNotRegistered>(
+  `${TypeId}/ConsumerNotRegistered`
+)("ConsumerNotRegistered", {
   operation: Schema.String,
   queue: Schema.String,
   consumer: Schema.String
 }) {
+  /**
+   * Marks this value as an effect-pgq error for `isPgqError`.
+   *
+   * @since 0.1.0
+   */
+  readonly [TypeId] = TypeId
+
   override get message(): string {
     return `${this.operation}: consumer ${JSON.stringify(this.consumer)} is not registered on queue ${
       JSON.stringify(this.queue)
@@ -59,10 +97,19 @@ export class ConsumerNotRegistered extends Schema.TaggedError<ConsumerNotRegiste
  * @since 0.1.0
  * @category errors
  */
-export class BatchNotFound extends Schema.TaggedError<BatchNotFound>()("BatchNotFound", {
+export class BatchNotFound extends Schema.TaggedError<BatchNotFound>(
+  `${TypeId}/BatchNotFound`
+)("BatchNotFound", {
   operation: Schema.String,
   batchId: Schema.BigInt
 }) {
+  /**
+   * Marks this value as an effect-pgq error for `isPgqError`.
+   *
+   * @since 0.1.0
+   */
+  readonly [TypeId] = TypeId
+
   override get message(): string {
     return `${this.operation}: batch ${this.batchId} does not exist or is already finished`
   }
@@ -74,11 +121,20 @@ export class BatchNotFound extends Schema.TaggedError<BatchNotFound>()("BatchNot
  * @since 0.1.0
  * @category errors
  */
-export class EventNotFound extends Schema.TaggedError<EventNotFound>()("EventNotFound", {
+export class EventNotFound extends Schema.TaggedError<EventNotFound>(
+  `${TypeId}/EventNotFound`
+)("EventNotFound", {
   operation: Schema.String,
   batchId: Schema.BigInt,
   eventId: Schema.BigInt
 }) {
+  /**
+   * Marks this value as an effect-pgq error for `isPgqError`.
+   *
+   * @since 0.1.0
+   */
+  readonly [TypeId] = TypeId
+
   override get message(): string {
     return `${this.operation}: event ${this.eventId} is not in batch ${this.batchId}`
   }
@@ -90,12 +146,21 @@ export class EventNotFound extends Schema.TaggedError<EventNotFound>()("EventNot
  * @since 0.1.0
  * @category errors
  */
-export class FailedEventNotFound extends Schema.TaggedError<FailedEventNotFound>()("FailedEventNotFound", {
+export class FailedEventNotFound extends Schema.TaggedError<FailedEventNotFound>(
+  `${TypeId}/FailedEventNotFound`
+)("FailedEventNotFound", {
   operation: Schema.String,
   queue: Schema.String,
   consumer: Schema.String,
   eventId: Schema.BigInt
 }) {
+  /**
+   * Marks this value as an effect-pgq error for `isPgqError`.
+   *
+   * @since 0.1.0
+   */
+  readonly [TypeId] = TypeId
+
   override get message(): string {
     return `${this.operation}: no failed event ${this.eventId} for consumer ${JSON.stringify(this.consumer)} on queue ${
       JSON.stringify(this.queue)
@@ -109,10 +174,19 @@ export class FailedEventNotFound extends Schema.TaggedError<FailedEventNotFound>
  * @since 0.1.0
  * @category errors
  */
-export class QueueHasConsumers extends Schema.TaggedError<QueueHasConsumers>()("QueueHasConsumers", {
+export class QueueHasConsumers extends Schema.TaggedError<QueueHasConsumers>(
+  `${TypeId}/QueueHasConsumers`
+)("QueueHasConsumers", {
   operation: Schema.String,
   queue: Schema.String
 }) {
+  /**
+   * Marks this value as an effect-pgq error for `isPgqError`.
+   *
+   * @since 0.1.0
+   */
+  readonly [TypeId] = TypeId
+
   override get message(): string {
     return `${this.operation}: queue ${
       JSON.stringify(this.queue)
@@ -127,11 +201,20 @@ export class QueueHasConsumers extends Schema.TaggedError<QueueHasConsumers>()("
  * @since 0.1.0
  * @category errors
  */
-export class InvalidName extends Schema.TaggedError<InvalidName>()("InvalidName", {
+export class InvalidName extends Schema.TaggedError<InvalidName>(
+  `${TypeId}/InvalidName`
+)("InvalidName", {
   kind: Schema.String,
   name: Schema.String,
   reason: Schema.String
 }) {
+  /**
+   * Marks this value as an effect-pgq error for `isPgqError`.
+   *
+   * @since 0.1.0
+   */
+  readonly [TypeId] = TypeId
+
   override get message(): string {
     const shown = this.name.length > 60 ? `${JSON.stringify(this.name.slice(0, 60))}…` : JSON.stringify(this.name)
     return `invalid ${this.kind} name ${shown}: ${this.reason}`
@@ -144,11 +227,20 @@ export class InvalidName extends Schema.TaggedError<InvalidName>()("InvalidName"
  * @since 0.1.0
  * @category errors
  */
-export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
+export class InvalidArgument extends Schema.TaggedError<InvalidArgument>(
+  `${TypeId}/InvalidArgument`
+)("InvalidArgument", {
   operation: Schema.String,
   argument: Schema.String,
   reason: Schema.String
 }) {
+  /**
+   * Marks this value as an effect-pgq error for `isPgqError`.
+   *
+   * @since 0.1.0
+   */
+  readonly [TypeId] = TypeId
+
   override get message(): string {
     return `${this.operation}: invalid ${this.argument}: ${this.reason}`
   }
@@ -162,13 +254,22 @@ export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("Inva
  * @since 0.1.0
  * @category errors
  */
-export class PgqSqlError extends Schema.TaggedError<PgqSqlError>()("PgqSqlError", {
+export class PgqSqlError extends Schema.TaggedError<PgqSqlError>(
+  `${TypeId}/PgqSqlError`
+)("PgqSqlError", {
   operation: Schema.String,
   sqlState: Schema.optional(Schema.String),
   detail: Schema.String,
   isRetryable: Schema.Boolean,
   cause: Schema.Defect()
 }) {
+  /**
+   * Marks this value as an effect-pgq error for `isPgqError`.
+   *
+   * @since 0.1.0
+   */
+  readonly [TypeId] = TypeId
+
   override get message(): string {
     return `${this.operation}: ${this.detail}${this.sqlState === undefined ? "" : ` (SQLSTATE ${this.sqlState})`}`
   }
@@ -192,22 +293,8 @@ export type PgqError =
   | InvalidArgument
   | PgqSqlError
 
-const TAGS: ReadonlySet<string> = new Set<PgqError["_tag"]>([
-  "PgqNotInstalled",
-  "QueueNotFound",
-  "ConsumerNotRegistered",
-  "BatchNotFound",
-  "EventNotFound",
-  "FailedEventNotFound",
-  "QueueHasConsumers",
-  "InvalidName",
-  "InvalidArgument",
-  "PgqSqlError"
-])
-
 /**
  * @since 0.1.0
  * @category guards
  */
-export const isPgqError = (u: unknown): u is PgqError =>
-  Predicate.hasProperty(u, "_tag") && Predicate.isString(u._tag) && TAGS.has(u._tag)
+export const isPgqError = (u: unknown): u is PgqError => Predicate.hasProperty(u, TypeId)

@@ -10,9 +10,9 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { makeSqlRunner } from "../internal/sqlRunner.ts"
+import { validateQueue } from "../internal/validateName.ts"
 import type { EventId } from "./Ids.ts"
-import { withPgqErrors } from "./mapSqlError.ts"
-import { validateName } from "./Names.ts"
 import { type NewEvent, Pgq } from "./Pgq.ts"
 import { InvalidArgument, type PgqError } from "./PgqError.ts"
 
@@ -66,12 +66,13 @@ const EVENT_TABLE = /^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/
  * @category constructors
  */
 export const make = (sql: SqlClient.SqlClient, pgq: Pgq["Service"]): Producer["Service"] => {
+  const run = makeSqlRunner(sql)
   const send = Effect.fn("Producer.send")((queue: string, event: NewEvent) => pgq.insertEvent(queue, event))
 
   const sendMany = Effect.fn("Producer.sendMany")(
     function*(queue: string, events: ReadonlyArray<NewEvent>, options?: BulkOptions) {
       const operation = "Producer.sendMany"
-      yield* validateName("queue", queue)
+      yield* validateQueue(queue)
       const chunkSize = options?.chunkSize ?? DEFAULT_CHUNK_SIZE
       if (!Number.isInteger(chunkSize) || chunkSize < 1) {
         return yield* new InvalidArgument({ operation, argument: "chunkSize", reason: "must be a positive integer" })
@@ -79,19 +80,22 @@ export const make = (sql: SqlClient.SqlClient, pgq: Pgq["Service"]): Producer["S
       yield* Effect.annotateCurrentSpan({ "messaging.destination.name": queue, "messaging.batch.message_count": events.length })
       if (events.length === 0) return 0
 
-      return yield* Effect.gen(function*() {
-        // Valid only inside this transaction: a table rotation waits for it to end.
-        const table = yield* pgq.currentEventTable(queue)
-        if (!EVENT_TABLE.test(table)) {
-          return yield* new InvalidArgument({ operation, argument: "event table", reason: `unexpected name ${table}` })
-        }
-        for (let start = 0; start < events.length; start += chunkSize) {
-          yield* insertChunk(table, events.slice(start, start + chunkSize)).pipe(withPgqErrors({ operation, queue }))
-        }
-        return events.length
-      }).pipe(
-        sql.withTransaction,
-        withPgqErrors({ operation, queue })
+      const context = { operation, queue }
+      // BEGIN and COMMIT fail as SqlErrors too: the outer run maps those.
+      return yield* run(
+        context,
+        Effect.gen(function*() {
+          // Valid only inside this transaction: a table rotation waits for it to end.
+          const table = yield* pgq.currentEventTable(queue)
+          if (!EVENT_TABLE.test(table)) {
+            const reason = `unexpected name ${table}`
+            return yield* new InvalidArgument({ operation, argument: "event table", reason })
+          }
+          for (let start = 0; start < events.length; start += chunkSize) {
+            yield* run(context, insertChunk(table, events.slice(start, start + chunkSize)))
+          }
+          return events.length
+        }).pipe(sql.withTransaction)
       )
     }
   )

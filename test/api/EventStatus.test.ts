@@ -26,7 +26,7 @@ const twoConsumers = Effect.gen(function*() {
 /** Each consumer's state (and retry count) for an event, keyed by consumer name. */
 const statesOf = (queue: string, eventId: EventId) =>
   Effect.gen(function*() {
-    const statuses = yield* (yield* EventStatus).of(queue, eventId)
+    const statuses = yield* (yield* EventStatus).forEvent(queue, eventId)
     const byConsumer: Record<string, { readonly state: EventState; readonly retry: number | null }> = {}
     for (const status of statuses) byConsumer[status.consumer] = { state: status.state, retry: status.retry }
     assert.strictEqual(Object.keys(byConsumer).length, statuses.length, "one status per consumer")
@@ -201,12 +201,12 @@ layer(TestLayer, { excludeTestServices: true })("EventStatus", (it) => {
       const status = yield* EventStatus
       const { queue, a, b } = yield* twoConsumers
       const id = yield* pgq.insertEvent(queue, { type: "t", data: "d" })
-      const statuses = yield* status.of(queue, id)
+      const statuses = yield* status.forEvent(queue, id)
       assert.deepStrictEqual(statuses.map((s) => s.consumer).toSorted(), [a, b].toSorted())
       yield* pgq.unregisterConsumer(queue, b)
       assert.deepStrictEqual(yield* states(queue, id), { [a]: "pending" })
       yield* pgq.unregisterConsumer(queue, a)
-      assert.deepStrictEqual(yield* status.of(queue, id), [])
+      assert.deepStrictEqual(yield* status.forEvent(queue, id), [])
     }))
 
   it.effect("a consumer registered after an event was ticked will never get it: not pending", () =>
@@ -239,7 +239,7 @@ layer(TestLayer, { excludeTestServices: true })("EventStatus", (it) => {
       yield* pgq.createQueue(queue)
       yield* pgq.registerConsumer(queue, "c")
       const id = yield* pgq.insertEvent(queue, { type: "t", data: "d" })
-      const error = yield* Effect.flip((yield* EventStatus).of(queue, id))
+      const error = yield* Effect.flip((yield* EventStatus).forEvent(queue, id))
       assert.strictEqual(error._tag, "PgqNotInstalled")
       assert.include(error.message, "installer")
     })))
@@ -249,12 +249,12 @@ layer(TestLayer, { excludeTestServices: true })("EventStatus", (it) => {
       const status = yield* EventStatus
       yield* (yield* Installer).install
       const missing = TestDb.unique("none")
-      const error = yield* Effect.flip(status.of(missing, EventId.make(1n)))
+      const error = yield* Effect.flip(status.forEvent(missing, EventId.make(1n)))
       assert.strictEqual(error._tag, "QueueNotFound")
       assert.include(error.message, missing)
-      assert.include(error.message, "EventStatus.of")
+      assert.include(error.message, "EventStatus.forEvent")
       for (const name of ["", "x".repeat(1000), " q"]) {
-        const invalid = yield* Effect.flip(status.of(name, EventId.make(1n)))
+        const invalid = yield* Effect.flip(status.forEvent(name, EventId.make(1n)))
         assert.strictEqual(invalid._tag, "InvalidName")
       }
     }))

@@ -293,9 +293,9 @@ layer(TestLayer, { excludeTestServices: true })("FailedEvents", (it) => {
       const status = yield* EventStatus
       const { queue, consumer, events } = yield* setup(1)
       yield* store.store(queue, consumer, events[0]!, "bad")
-      assert.deepStrictEqual((yield* status.of(queue, events[0]!.id)).map((s) => [s.state, s.retry]), [["failed", null]])
+      assert.deepStrictEqual((yield* status.forEvent(queue, events[0]!.id)).map((s) => [s.state, s.retry]), [["failed", null]])
       yield* store.retry(queue, consumer, events[0]!.id)
-      assert.deepStrictEqual((yield* status.of(queue, events[0]!.id)).map((s) => [s.state, s.retry]), [["retry", 0]])
+      assert.deepStrictEqual((yield* status.forEvent(queue, events[0]!.id)).map((s) => [s.state, s.retry]), [["retry", 0]])
       // Take it back so no due retry is left for other suites' maintenance counts.
       assert.deepStrictEqual((yield* drain(queue, consumer)).map((e) => e.id), [events[0]!.id])
     }))

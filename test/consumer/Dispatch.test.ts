@@ -8,7 +8,7 @@ import { Installer } from "../../src/api/Installer.ts"
 import type { NewEvent } from "../../src/api/Pgq.ts"
 import type { PgqEvent } from "../../src/api/PgqEvent.ts"
 import { Producer } from "../../src/api/Producer.ts"
-import type { BatchContext, EventHandler } from "../../src/consumer/BatchProcessor.ts"
+import type { BatchContext, EventHandler } from "../../src/consumer/Handler.ts"
 import * as Dispatch from "../../src/consumer/Dispatch.ts"
 import * as EventResult from "../../src/consumer/EventResult.ts"
 import type { FailurePolicy } from "../../src/consumer/FailurePolicy.ts"
@@ -246,7 +246,7 @@ layer(TestLayer, { excludeTestServices: true })("Dispatch", (it) => {
       assert.deepStrictEqual(failed, [])
       const status = yield* EventStatus
       for (const id of ids) {
-        assert.deepStrictEqual((yield* status.of(queue, id)).map((s) => [s.consumer, s.state]), [[consumer, "done"]])
+        assert.deepStrictEqual((yield* status.forEvent(queue, id)).map((s) => [s.consumer, s.state]), [[consumer, "done"]])
       }
     }))
 
@@ -260,8 +260,8 @@ layer(TestLayer, { excludeTestServices: true })("Dispatch", (it) => {
       )
       assert.deepStrictEqual(stats, { batches: 1, events: 2, ok: 1, failed: 0, retried: 1, aborted: 0 })
       assert.deepStrictEqual(failed, [])
-      assert.deepStrictEqual((yield* status.of(queue, ids[0]!)).map((s) => [s.consumer, s.state]), [[consumer, "done"]])
-      assert.deepStrictEqual((yield* status.of(queue, ids[1]!)).map((s) => [s.state, s.retry]), [["retry", 1]])
+      assert.deepStrictEqual((yield* status.forEvent(queue, ids[0]!)).map((s) => [s.consumer, s.state]), [[consumer, "done"]])
+      assert.deepStrictEqual((yield* status.forEvent(queue, ids[1]!)).map((s) => [s.state, s.retry]), [["retry", 1]])
       const [due] = yield* sql<{ readonly seconds: number }>`
         select extract(epoch from ev_retry_after - now())::float8 as seconds from pgq.retry_queue where ev_id = ${ids[1]!}
           and ev_queue = (select queue_id from pgq.queue where queue_name = ${queue})`

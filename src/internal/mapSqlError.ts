@@ -1,15 +1,16 @@
 /**
- * Turns the database's failures into PgQ's typed errors.
+ * Turns the database's failures into effect-pgq's typed errors.
  *
  * pgq reports most problems with `RAISE EXCEPTION '<text>'` (SQLSTATE P0001),
- * so the texts below are pgq 3.5's own; anything unrecognised keeps its
- * SQLSTATE and message in a `PgqSqlError`.
+ * so the texts below are pgq 3.5's own. A typed error is built only when the
+ * operation knows its subject (the queue of `QueueNotFound`, the batch of
+ * `BatchNotFound`…); anything else keeps its SQLSTATE and message in a
+ * `PgqSqlError`, so no error ever names a queue or batch it made up.
  *
  * @since 0.1.0
  */
-import { Effect, Predicate } from "effect"
-import type { SqlClient } from "effect/sql"
-import { isSqlError, type SqlError } from "effect/sql/SqlError"
+import { Predicate } from "effect"
+import type { SqlError } from "effect/sql/SqlError"
 import {
   BatchNotFound,
   ConsumerNotRegistered,
@@ -20,10 +21,12 @@ import {
   PgqSqlError,
   QueueHasConsumers,
   QueueNotFound
-} from "./PgqError.ts"
+} from "../api/PgqError.ts"
 
 /**
- * What the failing operation was about, so the error can say it.
+ * What the failing operation was about, so the error can say it. Leave out
+ * what the operation does not know: the matching typed error is then not
+ * built, and the failure stays a `PgqSqlError` with pgq's own message.
  *
  * @since 0.1.0
  * @category models
@@ -67,6 +70,51 @@ const isRetryableState = (code: string | undefined): boolean =>
   code !== undefined &&
   (code.startsWith("08") || /^57P0[123]$/.test(code) || code === "53300" || code === "40001" || code === "40P01")
 
+/** What one of pgq's RAISE texts is about. */
+type PgqComplaint = "queue" | "consumer" | "batch" | "event" | "queue has consumers" | "setting"
+
+const complaintOf = (message: string): PgqComplaint | undefined => {
+  if (
+    /^(no such (event )?queue|event queue not found|event queue not created yet|queue not found)$/i.test(message) ||
+    message.startsWith("queue not found or ticker disabled")
+  ) return "queue"
+  if (message.startsWith("Not subscriber to queue") || message === "consumer not registered") return "consumer"
+  if (
+    message === "batch not found" || message.startsWith("batch_retry: batch") ||
+    message.startsWith("Cannot find data for batch")
+  ) return "batch"
+  if (message === "event not found") return "event"
+  if (message === "cannot drop queue, consumers still attached") return "queue has consumers"
+  if (message.startsWith("cannot change parameter")) return "setting"
+  return undefined
+}
+
+/** The typed error for pgq's complaint, when the context knows everything it names. */
+const complaintError = (
+  complaint: PgqComplaint,
+  message: string,
+  { batchId, consumer, eventId, operation, queue }: ErrorContext
+): PgqError | undefined => {
+  switch (complaint) {
+    case "queue":
+      return queue === undefined ? undefined : new QueueNotFound({ operation, queue })
+    case "consumer":
+      return queue === undefined || consumer === undefined
+        ? undefined
+        : new ConsumerNotRegistered({ operation, queue, consumer })
+    case "batch":
+      return batchId === undefined ? undefined : new BatchNotFound({ operation, batchId })
+    case "event":
+      return batchId === undefined || eventId === undefined
+        ? undefined
+        : new EventNotFound({ operation, batchId, eventId })
+    case "queue has consumers":
+      return queue === undefined ? undefined : new QueueHasConsumers({ operation, queue })
+    case "setting":
+      return new InvalidArgument({ operation, argument: "queue setting", reason: message })
+  }
+}
+
 /**
  * @since 0.1.0
  * @category utils
@@ -74,37 +122,14 @@ const isRetryableState = (code: string | undefined): boolean =>
 export const mapSqlError = (error: SqlError, context: ErrorContext): PgqError => {
   const { code, message } = serverError(error)
   const { operation } = context
-  const queue = context.queue ?? ""
-  const batchId = context.batchId ?? -1n
 
   if (isPgqMissing(code, message)) return new PgqNotInstalled({ operation, detail: message })
 
   // pgq's C functions (insert_event_raw) raise with XX000, its PL/pgSQL ones with P0001.
   if (code === "P0001" || code === "XX000") {
-    if (
-      /^(no such (event )?queue|event queue not found|event queue not created yet|queue not found)$/i
-        .test(message) || message.startsWith("queue not found or ticker disabled")
-    ) {
-      return new QueueNotFound({ operation, queue })
-    }
-    if (message.startsWith("Not subscriber to queue") || message === "consumer not registered") {
-      return new ConsumerNotRegistered({ operation, queue, consumer: context.consumer ?? "" })
-    }
-    if (
-      message === "batch not found" || message.startsWith("batch_retry: batch") ||
-      message.startsWith("Cannot find data for batch")
-    ) {
-      return new BatchNotFound({ operation, batchId })
-    }
-    if (message === "event not found") {
-      return new EventNotFound({ operation, batchId, eventId: context.eventId ?? -1n })
-    }
-    if (message === "cannot drop queue, consumers still attached") {
-      return new QueueHasConsumers({ operation, queue })
-    }
-    if (message.startsWith("cannot change parameter")) {
-      return new InvalidArgument({ operation, argument: "queue setting", reason: message })
-    }
+    const complaint = complaintOf(message)
+    const typed = complaint === undefined ? undefined : complaintError(complaint, message, context)
+    if (typed !== undefined) return typed
   }
   if (code === "22007" || code === "22008" || code === "22P02" || code === "22023") {
     return new InvalidArgument({ operation, argument: "value", reason: message })
@@ -126,38 +151,3 @@ const isPgqMissing = (code: string | undefined, message: string): boolean =>
   (code === "58P01" && message.includes("pgq.control")) ||
   (code === "3F000" && /"(pgq|effect_pgq)"/.test(message)) ||
   ((code === "42883" || code === "42P01") && /\b(pgq|effect_pgq)\./.test(message))
-
-/**
- * Turns an operation's `SqlError` into the matching `PgqError`.
- *
- * @since 0.1.0
- * @category utils
- */
-export const withPgqErrors = (context: ErrorContext) =>
-<A, E, R>(self: Effect.Effect<A, E | SqlError, R>): Effect.Effect<A, Exclude<E, SqlError> | PgqError, R> =>
-  Effect.catchIf(
-    self,
-    (error): error is SqlError => isSqlError(error),
-    (error) => Effect.fail(mapSqlError(error, context))
-  ) as Effect.Effect<A, Exclude<E, SqlError> | PgqError, R>
-
-/**
- * pgq says "Not subscriber to queue" (or "consumer not registered") for an
- * unknown queue too. A query on a separate connection tells the two apart:
- * the caller's transaction may be aborted by now.
- *
- * @since 0.1.0
- * @category utils
- */
-export const missingQueueRefiner = (sql: SqlClient.SqlClient) =>
-(error: ConsumerNotRegistered): Effect.Effect<never, PgqError> =>
-  Effect.scoped(
-    Effect.flatMap(sql.reserve, (connection) =>
-      connection.execute("select 1 from pgq.queue where queue_name = $1", [error.queue], undefined))
-  ).pipe(
-    Effect.matchEffect({
-      onFailure: () => Effect.fail(error),
-      onSuccess: (rows) =>
-        Effect.fail(rows.length === 0 ? new QueueNotFound({ operation: error.operation, queue: error.queue }) : error)
-    })
-  )
