@@ -2,7 +2,9 @@
  * effect-pgq in one run: a queue on a throwaway PostgreSQL (or the database
  * in PGQ_DATABASE_URL), events produced in bulk, a consumer with typed
  * dispatch settling every kind of result, the failed-event store, and a
- * retry back into the queue.
+ * retry back into the queue. The queue is the run's own and is dropped at
+ * the end, so the demo can share a database with other work (the tests run it
+ * and check what it prints).
  *
  *   npm run demo
  */
@@ -23,7 +25,7 @@ import { DevDatabase } from "../src/testing/index.ts"
 
 const OrderPlaced = Schema.Struct({ orderId: Schema.Int, total: Schema.Finite, email: Schema.String })
 
-const queue = "orders"
+const queue = `orders_${process.pid}`
 const consumer = "mailer"
 
 /** Makes the queue's next batch now (a running ticker or pgqd would do this). */
@@ -61,7 +63,10 @@ const program = Effect.gen(function*() {
     `installed pgq ${Option.getOrElse(installed.pgqVersion, () => "?")} and effect-pgq schema v${installed.schemaVersion}`
   )
 
-  yield* pgq.createQueue(queue)
+  yield* Effect.acquireRelease(
+    pgq.createQueue(queue),
+    () => Effect.ignore(pgq.dropQueue(queue, { force: true }))
+  )
   yield* pgq.registerConsumer(queue, consumer)
   yield* Console.log(`queue "${queue}" with consumer "${consumer}"`)
 
@@ -85,7 +90,7 @@ const program = Effect.gen(function*() {
   }
   const first = failed[0]
   if (first !== undefined) {
-    const statuses = yield* eventStatus.of(queue, first.event.id)
+    const statuses = yield* eventStatus.forEvent(queue, first.event.id)
     yield* Console.log(`  status of event ${first.event.id}: ${statuses.map((s) => `${s.consumer}=${s.state}`).join(", ")}`)
   }
 
@@ -99,6 +104,7 @@ const program = Effect.gen(function*() {
 })
 
 program.pipe(
+  Effect.scoped,
   Effect.provide(PgqServices.layer.pipe(Layer.provideMerge(DevDatabase.layer()))),
   NodeRuntime.runMain
 )

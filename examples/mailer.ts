@@ -2,6 +2,7 @@
  * A long-running consumer, as in the README: typed dispatch, `run` forever,
  * stopped here once it has mailed three orders. A ticker would cut batches in
  * production; this example ticks by hand and wakes the consumer with NOTIFY.
+ * Its queue is the run's own, dropped at the end, so it can share a database.
  *
  *   npm exec -- node examples/mailer.ts
  */
@@ -15,16 +16,21 @@ const OrderPlaced = Schema.Struct({ orderId: Schema.Int, email: Schema.String })
 
 const sendMail = (email: string) => Console.log(`  mail sent to ${email}`)
 
+const queue = `orders_${process.pid}`
+
 const program = Effect.gen(function*() {
   const pgq = yield* Pgq
   yield* (yield* Installer).install
-  yield* pgq.createQueue("orders")
-  yield* pgq.registerConsumer("orders", "mailer")
+  yield* Effect.acquireRelease(
+    pgq.createQueue(queue),
+    () => Effect.ignore(pgq.dropQueue(queue, { force: true }))
+  )
+  yield* pgq.registerConsumer(queue, "mailer")
 
   const mailed = yield* Ref.make(0)
   const done = yield* Deferred.make<void>()
   const consumer = yield* Consumer.make({
-    queue: "orders",
+    queue,
     consumer: "mailer",
     onEvent: Dispatch.make({
       "order.placed": Dispatch.json(OrderPlaced, (order) =>
@@ -37,13 +43,13 @@ const program = Effect.gen(function*() {
   })
   const running = yield* Effect.forkChild(consumer.run)
 
-  yield* (yield* Producer).sendMany("orders", [1, 2, 3].map((orderId) => ({
+  yield* (yield* Producer).sendMany(queue, [1, 2, 3].map((orderId) => ({
     type: "order.placed",
     data: JSON.stringify({ orderId, email: `customer${orderId}@example.com` })
   })))
-  yield* pgq.forceTick("orders")
-  yield* pgq.tickQueue("orders")
-  yield* (yield* PgClient.PgClient).notify(Consumer.DEFAULT_WAKE_CHANNEL, "orders")
+  yield* pgq.forceTick(queue)
+  yield* pgq.tickQueue(queue)
+  yield* (yield* PgClient.PgClient).notify(Consumer.DEFAULT_WAKE_CHANNEL, queue)
 
   yield* Deferred.await(done)
   // Interrupting `run` rolls back a batch in progress; here it is idle.

@@ -2,6 +2,20 @@
  * Span names and attribute keys, following the OpenTelemetry messaging
  * conventions; PgQ-specific attributes live under `messaging.pgq.*`.
  *
+ * Use them to find effect-pgq's spans wherever they are exported, e.g. in a
+ * test that records spans with a tracer of its own:
+ *
+ * ```ts
+ * import type { Tracer } from "effect"
+ * import { Semconv } from "effect-pgq"
+ *
+ * // How many events failed in each batch of `queue`, in the order the batches ran.
+ * const failedPerBatch = (spans: ReadonlyArray<Tracer.NativeSpan>, queue: string) =>
+ *   spans
+ *     .filter((span) => span.name === Semconv.receiveSpanName(queue))
+ *     .map((span) => span.attributes.get(Semconv.PGQ_BATCH_FAILED))
+ * ```
+ *
  * @since 0.1.0
  */
 

@@ -31,6 +31,23 @@ export const acquireUrl = Effect.gen(function*() {
 /**
  * `PgClient` and `SqlClient` on that database.
  *
+ * ```ts
+ * import { NodeRuntime } from "@effect/platform-node"
+ * import { Console, Effect, Layer } from "effect"
+ * import { Pgq, PgqServices } from "effect-pgq"
+ * import { DevDatabase } from "effect-pgq/testing"
+ *
+ * const program = Effect.gen(function*() {
+ *   const pgq = yield* Pgq
+ *   yield* Console.log(`pgq ${yield* pgq.version}`)
+ * })
+ *
+ * program.pipe(
+ *   Effect.provide(PgqServices.layer.pipe(Layer.provideMerge(DevDatabase.layer({ maxConnections: 4 })))),
+ *   NodeRuntime.runMain
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */

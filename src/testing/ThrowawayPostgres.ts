@@ -63,6 +63,23 @@ const fail = (step: string, message: string) => new ThrowawayPostgresError({ ste
 /**
  * Starts a throwaway cluster; it is stopped and deleted when the scope closes.
  *
+ * ```ts
+ * import { NodeServices } from "@effect/platform-node"
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Effect, Layer, Redacted } from "effect"
+ * import { ThrowawayPostgres } from "effect-pgq/testing"
+ *
+ * // A client on a fresh database with pgq; the cluster goes with the layer.
+ * const database = Layer.unwrap(
+ *   Effect.gen(function*() {
+ *     const cluster = yield* ThrowawayPostgres.start()
+ *     const url = yield* cluster.createDatabase("shop")
+ *     yield* cluster.psql("shop", "create table orders (id int primary key, email text not null)")
+ *     return PgClient.layer({ url: Redacted.make(url) })
+ *   })
+ * ).pipe(Layer.provide(NodeServices.layer))
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
