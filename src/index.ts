@@ -41,11 +41,16 @@ export { type OpenBatch } from "./api/Pgq.ts"
 export {
   type BatchContext,
   type BatchHandler,
-  BatchStats,
   type EventHandler,
   type Handler,
-  type ProcessorSettings
-} from "./consumer/BatchProcessor.ts"
+  HandlerContractViolation
+} from "./consumer/Handler.ts"
+/** @since 0.1.0 */
+export { BatchStats } from "./consumer/BatchStats.ts"
+/** @since 0.2.0 */
+export { ConsumerEvent } from "./consumer/ConsumerEvent.ts"
+/** @since 0.1.0 */
+export { type Isolation, type ProcessorSettings, SwallowedSqlError } from "./consumer/BatchProcessor.ts"
 /** @since 0.1.0 */
 export * as Consumer from "./consumer/Consumer.ts"
 /** @since 0.1.0 */

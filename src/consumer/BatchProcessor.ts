@@ -1,73 +1,54 @@
 /**
  * One batch, start to end, in one transaction: `next_batch` → events through
  * a cursor → handler → results settled (`event_retry`, failed-event store) →
- * `finish_batch` → commit. Any failure, defect or interruption rolls the
- * whole transaction back, so a batch is either finished with every result
- * recorded, or not at all and delivered again.
+ * `finish_batch` → commit. Any failure, defect or interruption of effect-pgq's
+ * own work rolls the whole transaction back, so a batch is either finished
+ * with every result recorded, or not at all and delivered again.
  *
- * Handlers run without savepoints, at full speed. When a handler fails (a
- * typed error or a defect), its partial writes must not commit with the
- * batch: the transaction is rolled back and the batch replayed with a
- * savepoint around each event, so the failing event's writes are undone, its
- * failure policy applies, and the other events' writes are kept.
+ * Handlers' failures are results, never a reason to stop. How a failing
+ * handler's writes are undone depends on the isolation:
+ *
+ * - `"default"`: no savepoints. A failing handler that ran no SQL has nothing
+ *   to undo: its failure policy decides and the batch goes on. A failing
+ *   handler that ran SQL cannot be undone alone: the transaction is rolled
+ *   back and the batch taken again (the replay), where handlers that ran no
+ *   SQL are not called again (their results are remembered), the failing one
+ *   is decided by its failure policy, and handlers that ran SQL run again, each
+ *   behind a savepoint, to redo their writes; handlers not reached yet run for
+ *   the first time, behind savepoints too.
+ * - `"savepoint"`: a savepoint before each handler's first statement, so every
+ *   handler runs exactly once per delivery.
  *
  * @since 0.1.0
  */
-import { Cause, Data, Effect, Option, References, Stream, Tracer } from "effect"
+import { Cause, Data, Effect, Exit, Option, References, Stream, Tracer } from "effect"
 import { SqlClient } from "effect/sql"
-import { isSqlError } from "effect/sql/SqlError"
+import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import type { NextBatch } from "../api/BatchInfo.ts"
 import { FailedEvents } from "../api/FailedEvents.ts"
 import type { BatchId } from "../api/Ids.ts"
 import { type BatchConditions, type OpenBatch, Pgq } from "../api/Pgq.ts"
-import { mapSqlError } from "../api/mapSqlError.ts"
-import { isPgqError, type PgqError } from "../api/PgqError.ts"
+import type { PgqError } from "../api/PgqError.ts"
 import type { PgqEvent } from "../api/PgqEvent.ts"
+import { BitSet } from "../internal/BitSet.ts"
+import { DEFAULT_FETCH_SIZE } from "../internal/fetchSize.ts"
+import { mapSqlError } from "../internal/mapSqlError.ts"
+import { refineConsumerNotRegistered } from "../internal/refineConsumerNotRegistered.ts"
+import { type TrackedTransaction, withTrackedTransaction } from "../internal/TrackedTransaction.ts"
 import * as Semconv from "../telemetry/Semconv.ts"
-import { type EventResult, Ok as OK } from "./EventResult.ts"
+import { BatchStats } from "./BatchStats.ts"
+import { ConsumerEvent } from "./ConsumerEvent.ts"
+import { type EventResult, Ok } from "./EventResult.ts"
 import * as FailurePolicy from "./FailurePolicy.ts"
+import * as Handler from "./Handler.ts"
 
 /**
- * What a handler knows about the batch it is in.
+ * How a failing handler's writes are undone; see the module's documentation.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
-export interface BatchContext {
-  readonly queue: string
-  readonly consumer: string
-  readonly batch: NextBatch
-}
-
-/**
- * A handler for one event. Returning nothing means `Ok`. It runs inside the
- * batch's transaction: writes made through the same `SqlClient` commit
- * together with `finish_batch`.
- *
- * @since 0.1.0
- * @category models
- */
-export type EventHandler<E, R> = (event: PgqEvent, context: BatchContext) => Effect.Effect<EventResult | void, E, R>
-
-/**
- * A handler for a whole batch: one result per event, in order, or nothing
- * for all `Ok`. The batch is held in memory.
- *
- * @since 0.1.0
- * @category models
- */
-export type BatchHandler<E, R> = (
-  events: ReadonlyArray<PgqEvent>,
-  context: BatchContext
-) => Effect.Effect<ReadonlyArray<EventResult> | void, E, R>
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type Handler<E, R> =
-  | { readonly onEvent: EventHandler<E, R> }
-  | { readonly onBatch: BatchHandler<E, R> }
+export type Isolation = "default" | "savepoint"
 
 /**
  * @since 0.1.0
@@ -78,9 +59,11 @@ export interface ProcessorSettings {
   readonly consumer: string
   /** Ask for batches with `next_batch_custom` (min lag, count or interval). */
   readonly batchConditions?: BatchConditions | undefined
-  /** Events held in memory at once (the cursor's page size). Default 1000. */
+  /** Events held in memory at once (the cursor's page size). Default `DEFAULT_FETCH_SIZE`. */
   readonly fetchSize?: number | undefined
   readonly failurePolicy?: FailurePolicy.FailurePolicy | undefined
+  /** Default `"default"`: no savepoints, a replay when a handler that ran SQL fails. */
+  readonly isolation?: Isolation | undefined
 }
 
 /**
@@ -89,32 +72,48 @@ export interface ProcessorSettings {
  * @since 0.1.0
  * @category models
  */
-export type ProcessorOptions<E, R> = ProcessorSettings & Handler<E, R>
+export type ProcessorOptions<E, R> = ProcessorSettings & Handler.Handler<E, R>
 
 /**
- * What happened to one batch.
+ * A handler's SQL statement failed and the handler went on as if it had not:
+ * the transaction was aborted, so the handler's work cannot commit.
  *
- * @since 0.1.0
- * @category models
+ * @since 0.2.0
+ * @category errors
  */
-export class BatchStats extends Data.Class<{
-  readonly batchId: BatchId
-  readonly events: number
-  readonly ok: number
-  readonly failed: number
-  readonly retried: number
-  /** Set when a handler returned `AbortBatch`: nothing was committed. */
-  readonly aborted: Option.Option<string>
-  /** True when a handler failure made the batch run again with savepoints. */
-  readonly replayed: boolean
-}> {}
+export class SwallowedSqlError extends Data.TaggedError("SwallowedSqlError")<{ readonly error: PgqError }> {
+  override get message(): string {
+    return `the handler went on after an SQL error, which aborts the transaction: ${this.error.message}` +
+      " (run statements that may fail in their own sql.withTransaction)"
+  }
+}
 
-/** A handler failed in the fast pass: roll back and replay with savepoints. */
-class ReplayRequested extends Data.TaggedError("ReplayRequested")<{
+/** What became of one event, and why when a failure decided it. */
+interface Decision {
+  readonly result: EventResult
+  readonly reason: string | undefined
+}
+
+const OK: Decision = { result: Ok, reason: undefined }
+
+/**
+ * What a first delivery learned before a handler that ran SQL failed: enough
+ * for the replay to call no handler it need not call.
+ */
+interface ReplayPlan {
+  readonly prevTickId: bigint
+  readonly curTickId: bigint
+  /** The failing event's position in the batch, and its handler's failure. */
+  readonly failedAt: number
   readonly cause: Cause.Cause<unknown>
-}> {}
+  /** Positions of events whose handlers ran SQL: run again to redo their writes. */
+  readonly wrote: BitSet
+  /** Results other than Ok of handlers that ran no SQL: settled again, not decided again. */
+  readonly decided: ReadonlyMap<number, Decision>
+}
 
-/** A handler returned AbortBatch. */
+class ReplayNeeded extends Data.TaggedError("ReplayNeeded")<{ readonly plan: ReplayPlan }> {}
+
 class BatchAborted extends Data.TaggedError("BatchAborted")<{
   readonly batchId: BatchId
   readonly reason: string
@@ -122,290 +121,461 @@ class BatchAborted extends Data.TaggedError("BatchAborted")<{
   readonly replayed: boolean
 }> {}
 
-/** Keeps effect-pgq's own failures (cursor, settling) apart from a handler's while both travel up one loop. */
-class OwnFailure extends Data.TaggedError("OwnFailure")<{ readonly error: PgqError }> {}
+/** Fails a `process` span for an error result; caught right outside it. */
+class EventNotOk extends Data.TaggedError("EventNotOk")<{ readonly decision: Decision }> {}
 
-const own = Effect.mapError((error: PgqError) => new OwnFailure({ error }))
+/** The processor's fixed parts. */
+interface Processor<E, R> {
+  readonly queue: string
+  readonly consumer: string
+  readonly sql: SqlClient.SqlClient
+  readonly pgq: Pgq["Service"]
+  readonly failedEvents: FailedEvents["Service"]
+  readonly policy: FailurePolicy.FailurePolicy
+  readonly isolation: Isolation
+  readonly handler: Handler.Handler<E, R>
+  readonly take: Effect.Effect<Option.Option<OpenBatch>, PgqError>
+  readonly report: (event: ConsumerEvent) => Effect.Effect<void>
+  readonly attributes: Readonly<Record<string, string>>
+}
 
-/** Marks a process span as failed for a Failed result, then is caught. */
-class EventNotOk extends Data.TaggedError("EventNotOk")<{ readonly result: EventResult }> {}
-
-interface Counters {
+/** One delivery of a batch: one transaction. */
+interface Delivery {
+  readonly batch: NextBatch
+  readonly context: Handler.BatchContext
+  readonly transaction: TrackedTransaction
+  /** A `process` span per event, only when a tracer records them. */
+  readonly traced: boolean
+  /** The second delivery of the batch, after a handler that ran SQL failed. */
+  readonly replay: boolean
+  /** Set in a replay whose batch is the one the plan was made for. */
+  readonly plan: ReplayPlan | undefined
+  /** A savepoint around each handler's SQL: isolation "savepoint", and every replay. */
+  readonly protect: boolean
+  readonly wrote: BitSet
+  readonly decided: Map<number, Decision>
+  /** Reported once the batch commits. */
+  readonly notices: Array<ConsumerEvent>
   events: number
   ok: number
   failed: number
   retried: number
 }
 
-/**
- * How one batch is run. `fast`: handlers run back to back; any handler
- * failure replays the batch. `isolated` (the replay): a savepoint around each
- * handler, whose failure becomes the failure policy's result. `traced`: a
- * `process` span per event, made only when a tracer records them (not
- * Effect's built-in in-memory one), so an untraced consumer pays nothing.
- */
-interface RunMode {
-  readonly isolated: boolean
-  readonly traced: boolean
+/** A committed batch and what to report about it. */
+interface Processed {
+  readonly stats: BatchStats
+  readonly notices: ReadonlyArray<ConsumerEvent>
 }
 
 /**
  * Builds `processNext`: process at most one batch; `None` when there was none.
+ * `report` hears of each batch as it is received, finished or aborted, and of
+ * each event retried or failed once its batch has committed.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = Effect.fnUntraced(function*<E, R>(options: ProcessorOptions<E, R>) {
-  const sql = yield* SqlClient.SqlClient
+export const make = Effect.fnUntraced(function*<E, R>(
+  options: ProcessorOptions<E, R>,
+  report: (event: ConsumerEvent) => Effect.Effect<void> = () => Effect.void
+) {
   const pgq = yield* Pgq
-  const failedEvents = yield* FailedEvents
   const { queue, consumer } = options
-  const policy = options.failurePolicy ?? FailurePolicy.defaultPolicy
-  const fetchSize = options.fetchSize ?? DEFAULT_FETCH_SIZE
-  const processSpan = Semconv.processSpanName(queue)
-  const settleSpan = Semconv.settleSpanName(queue)
-  const baseAttributes = {
-    [Semconv.MESSAGING_SYSTEM]: Semconv.MESSAGING_SYSTEM_PGQ,
-    [Semconv.MESSAGING_DESTINATION_NAME]: queue,
-    [Semconv.MESSAGING_CONSUMER_GROUP_NAME]: consumer
-  }
-  const settleAttributes = (operation: string) => ({
-    ...baseAttributes,
-    [Semconv.MESSAGING_OPERATION_TYPE]: "settle",
-    [Semconv.MESSAGING_OPERATION_NAME]: operation
-  })
-  const noStack = { captureStackTrace: false } as const
-
-  const takeNextBatch = pgq.takeNextBatch(queue, consumer, { conditions: options.batchConditions, pageSize: fetchSize })
-
-  /** Records a Retry or Failed result; Ok only counts. */
-  const settle = (
-    batchId: BatchId,
-    event: PgqEvent,
-    result: EventResult,
-    counters: Counters
-  ): Effect.Effect<void, OwnFailure> => {
-    switch (result._tag) {
-      case "Ok":
-        counters.ok++
-        return Effect.void
-      case "Retry":
-        counters.retried++
-        return pgq.eventRetry(batchId, event.id, result.delay).pipe(
-          Effect.withSpan(settleSpan, { kind: "consumer", attributes: settleAttributes("event_retry") }, noStack),
-          own
-        )
-      case "Failed":
-        counters.failed++
-        return own(failedEvents.store(queue, consumer, event, result.reason))
-      case "AbortBatch":
-        return Effect.void
+  const processor: Processor<E, R> = {
+    queue,
+    consumer,
+    sql: yield* SqlClient.SqlClient,
+    pgq,
+    failedEvents: yield* FailedEvents,
+    policy: options.failurePolicy ?? FailurePolicy.defaultPolicy,
+    isolation: options.isolation ?? "default",
+    handler: options,
+    take: pgq.takeNextBatch(queue, consumer, {
+      conditions: options.batchConditions,
+      pageSize: options.fetchSize ?? DEFAULT_FETCH_SIZE
+    }),
+    report,
+    attributes: {
+      [Semconv.MESSAGING_SYSTEM]: Semconv.MESSAGING_SYSTEM_PGQ,
+      [Semconv.MESSAGING_DESTINATION_NAME]: queue,
+      [Semconv.MESSAGING_CONSUMER_GROUP_NAME]: consumer
     }
   }
 
-  const abort = (context: BatchContext, reason: string, counters: Counters, mode: RunMode) =>
-    Effect.fail(
-      new BatchAborted({ batchId: context.batch.batchId, reason, events: counters.events, replayed: mode.isolated })
-    )
+  /** One delivery; a rollback that failed because the connection is gone reports the connection's error. */
+  const attempt = (replayOf: ReplayPlan | undefined) =>
+    deliver(processor, replayOf).pipe(Effect.catchCause(lostConnectionFirst))
 
-  /** In a replay, a handler's failure is settled by the policy, its writes undone by the savepoint. */
-  const isolatedResult = (onEvent: EventHandler<E, R>, event: PgqEvent, context: BatchContext) =>
-    Effect.matchCauseEffect(sql.withTransaction(onEvent(event, context)), {
-      onSuccess: (result) => Effect.succeed(result ?? OK),
-      onFailure: (cause) =>
-        Cause.hasInterrupts(cause)
-          ? Effect.failCause(cause as Cause.Cause<never>)
-          : Effect.succeed(FailurePolicy.decide(policy, event, cause))
-    })
-
-  /** One event, inside its `process` span; Failed and AbortBatch mark the span as an error. */
-  const tracedEvent = (
-    onEvent: EventHandler<E, R>,
-    event: PgqEvent,
-    context: BatchContext,
-    counters: Counters,
-    mode: RunMode
-  ) =>
-    Effect.withSpan(
-      Effect.gen(function*() {
-        const result = mode.isolated
-          ? yield* isolatedResult(onEvent, event, context)
-          : (yield* onEvent(event, context)) ?? OK
-        yield* Effect.annotateCurrentSpan(Semconv.PGQ_EVENT_RESULT, result._tag)
-        yield* settle(context.batch.batchId, event, result, counters)
-        if (result._tag === "Failed" || result._tag === "AbortBatch") return yield* new EventNotOk({ result })
-        return result
-      }),
-      processSpan,
-      {
-        kind: "consumer",
-        attributes: {
-          ...baseAttributes,
-          [Semconv.MESSAGING_OPERATION_TYPE]: "process",
-          [Semconv.MESSAGING_MESSAGE_ID]: String(event.id),
-          [Semconv.PGQ_EVENT_TYPE]: event.type,
-          [Semconv.PGQ_EVENT_RETRY]: event.retry ?? 0
-        },
-        captureStackTrace: false
-      }
-    ).pipe(
-      Effect.catch((error) => error instanceof EventNotOk ? Effect.succeed(error.result) : Effect.fail(error))
-    )
-
-  /** One page of events. The untraced fast pass is a plain loop: Ok costs one handler call. */
-  const runPage = (
-    onEvent: EventHandler<E, R>,
-    events: ReadonlyArray<PgqEvent>,
-    context: BatchContext,
-    counters: Counters,
-    mode: RunMode
-  ) =>
-    Effect.gen(function*() {
-      for (const event of events) {
-        counters.events++
-        const result = mode.traced
-          ? yield* tracedEvent(onEvent, event, context, counters, mode)
-          : mode.isolated
-          ? yield* isolatedResult(onEvent, event, context)
-          : (yield* onEvent(event, context)) ?? OK
-        if (mode.traced) {
-          if (result._tag === "AbortBatch") return yield* abort(context, result.reason, counters, mode)
-          continue
-        }
-        if (result._tag === "Ok") counters.ok++
-        else if (result._tag === "AbortBatch") return yield* abort(context, result.reason, counters, mode)
-        else yield* settle(context.batch.batchId, event, result, counters)
-      }
-    })
-
-  /** The first page as a plain loop; a Stream only for the pages after it. */
-  const runEvents = (
-    onEvent: EventHandler<E, R>,
-    batch: OpenBatch,
-    context: BatchContext,
-    counters: Counters,
-    mode: RunMode
-  ) =>
-    Effect.andThen(
-      runPage(onEvent, batch.firstPage, context, counters, mode),
-      Stream.runForEachArray(
-        Stream.mapError(batch.rest, (error) => new OwnFailure({ error })),
-        (page) => runPage(onEvent, page, context, counters, mode)
-      )
-    )
-
-  const runBatchHandler = (
-    onBatch: BatchHandler<E, R>,
-    batch: OpenBatch,
-    context: BatchContext,
-    counters: Counters,
-    mode: RunMode,
-    replayOf: Option.Option<Cause.Cause<unknown>>
-  ) =>
-    Effect.gen(function*() {
-      const events = yield* own(Stream.runCollect(batch.events))
-      counters.events = events.length
-      // On replay the handler is not called again: its failure decides every event.
-      const results: ReadonlyArray<EventResult> = Option.isSome(replayOf)
-        ? events.map((event) => FailurePolicy.decide(policy, event, replayOf.value))
-        : yield* Effect.map(onBatch(events, context), (results) => results ?? events.map(() => OK)).pipe(
-          Effect.withSpan(processSpan, {
-            kind: "consumer",
-            attributes: {
-              ...baseAttributes,
-              [Semconv.MESSAGING_OPERATION_TYPE]: "process",
-              [Semconv.MESSAGING_BATCH_MESSAGE_COUNT]: events.length
-            }
-          }, noStack)
-        )
-      if (results.length !== events.length) {
-        return yield* Effect.die(
-          new Error(`batch handler returned ${results.length} results for ${events.length} events`)
-        )
-      }
-      const aborted = results.find((result) => result._tag === "AbortBatch")
-      if (aborted !== undefined && aborted._tag === "AbortBatch") {
-        return yield* abort(context, aborted.reason, counters, mode)
-      }
-      for (let i = 0; i < events.length; i++) yield* settle(context.batch.batchId, events[i]!, results[i]!, counters)
-    })
-
-  /** One transaction: take the next batch, run it, finish it. */
-  const attempt = (replayOf: Option.Option<Cause.Cause<unknown>>) =>
-    Effect.gen(function*() {
-      const next = yield* takeNextBatch
-      if (Option.isNone(next)) return Option.none<BatchStats>()
-      const batch = next.value.info
-      const context: BatchContext = { queue, consumer, batch }
-      const counters: Counters = { events: 0, ok: 0, failed: 0, retried: 0 }
-      const mode: RunMode = { isolated: Option.isSome(replayOf), traced: yield* isRecording }
-      yield* Effect.annotateCurrentSpan({
-        [Semconv.PGQ_BATCH_ID]: String(batch.batchId),
-        [Semconv.PGQ_TICK_ID]: String(batch.curTickId),
-        [Semconv.PGQ_PREV_TICK_ID]: String(batch.prevTickId)
-      })
-      const run = "onEvent" in options
-        ? runEvents(options.onEvent, next.value, context, counters, mode)
-        : runBatchHandler(options.onBatch, next.value, context, counters, mode, replayOf)
-      // A handler's own failure or defect (never ours, never an interruption) asks for the replay.
-      yield* Effect.catchCause(run, (cause): Effect.Effect<never, PgqError | BatchAborted | ReplayRequested> => {
-        if (Cause.hasInterrupts(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-        const error = Cause.findErrorOption(cause)
-        if (Option.isSome(error) && error.value instanceof OwnFailure) return Effect.fail(error.value.error)
-        if (Option.isSome(error) && error.value instanceof BatchAborted) return Effect.fail(error.value)
-        return Effect.fail(new ReplayRequested({ cause }))
-      })
-      yield* pgq.finishBatch(batch.batchId).pipe(
-        Effect.withSpan(settleSpan, { kind: "consumer", attributes: settleAttributes("finish_batch") }, noStack)
-      )
-      yield* Effect.annotateCurrentSpan({
-        [Semconv.MESSAGING_BATCH_MESSAGE_COUNT]: counters.events,
-        [Semconv.PGQ_BATCH_OK]: counters.ok,
-        [Semconv.PGQ_BATCH_FAILED]: counters.failed,
-        [Semconv.PGQ_BATCH_RETRIED]: counters.retried,
-        [Semconv.PGQ_BATCH_REPLAYED]: mode.isolated
-      })
-      return Option.some(new BatchStats({ batchId: batch.batchId, ...counters, aborted: Option.none(), replayed: mode.isolated }))
-    }).pipe(
-      Effect.withSpan(Semconv.receiveSpanName(queue), {
-        kind: "consumer",
-        attributes: { ...baseAttributes, [Semconv.MESSAGING_OPERATION_TYPE]: "receive" }
-      }, noStack),
-      sql.withTransaction
-    )
-
-  /**
-   * Process at most one batch. Fails only with PgqError; handler failures
-   * become event results.
-   */
-  const processNext: Effect.Effect<Option.Option<BatchStats>, PgqError, R> = attempt(Option.none()).pipe(
-    Effect.catchTag("ReplayRequested", (replay) =>
-      attempt(Option.some(replay.cause)).pipe(
-        // The replay turns handler failures into results; it cannot ask for another replay.
-        Effect.catchTag("ReplayRequested", (again) => Effect.die(Cause.squash(again.cause)))
+  const processNext: Effect.Effect<Option.Option<BatchStats>, PgqError, R> = attempt(undefined).pipe(
+    Effect.catchTag("ReplayNeeded", (needed) =>
+      attempt(needed.plan).pipe(
+        // A replay protects every handler it runs: it cannot need another.
+        Effect.catchTag("ReplayNeeded", () => Effect.die(new Error("a replay asked for a replay")))
       )),
+    Effect.flatMap(Option.match({
+      onNone: () => Effect.succeedNone,
+      onSome: ({ notices, stats }) =>
+        Effect.as(
+          Effect.andThen(
+            Effect.forEach(notices, report, { discard: true }),
+            report(ConsumerEvent["consumer:batch:finished"]({ stats }))
+          ),
+          Option.some(stats)
+        )
+    })),
     Effect.catchTag("BatchAborted", (aborted) =>
-      Effect.succeed(Option.some(
-        new BatchStats({
-          batchId: aborted.batchId,
-          events: aborted.events,
-          ok: 0,
-          failed: 0,
-          retried: 0,
-          aborted: Option.some(aborted.reason),
-          replayed: aborted.replayed
-        })
-      ))),
-    // BEGIN or COMMIT itself failed: a lost connection, usually.
+      Effect.as(
+        report(ConsumerEvent["consumer:batch:aborted"]({ batchId: aborted.batchId, reason: aborted.reason })),
+        Option.some(
+          new BatchStats({
+            batchId: aborted.batchId,
+            events: aborted.events,
+            ok: 0,
+            failed: 0,
+            retried: 0,
+            aborted: Option.some(aborted.reason),
+            replayed: aborted.replayed
+          })
+        )
+      )),
+    // BEGIN, COMMIT or ROLLBACK failed: a lost connection, usually.
     Effect.catchTag("SqlError", (error) =>
       Effect.fail(mapSqlError(error, { operation: "Consumer.processNext", queue, consumer }))),
-    Effect.catchCause(withoutRollbackNoise(queue, consumer)<Option.Option<BatchStats>>)
+    // Inside the batch's transaction pgq cannot tell a dropped queue from a removed
+    // registration; now that it has rolled back, one pooled query can.
+    Effect.catchTag("ConsumerNotRegistered", refineConsumerNotRegistered(processor.sql))
   )
 
   return { processNext }
 })
 
-const DEFAULT_FETCH_SIZE = 2000
+/** One transaction: take the next batch, run its events, finish it. */
+const deliver = <E, R>(
+  p: Processor<E, R>,
+  replayOf: ReplayPlan | undefined
+): Effect.Effect<Option.Option<Processed>, PgqError | SqlError | ReplayNeeded | BatchAborted, R> =>
+  withTrackedTransaction(p.sql, (transaction) =>
+    Effect.gen(function*() {
+      const next = yield* p.take
+      if (Option.isNone(next)) return Option.none<Processed>()
+      const batch = next.value.info
+      const sameBatch = replayOf !== undefined && replayOf.prevTickId === batch.prevTickId &&
+        replayOf.curTickId === batch.curTickId
+      const d: Delivery = {
+        batch,
+        context: { queue: p.queue, consumer: p.consumer, batch },
+        transaction,
+        traced: yield* isRecording,
+        replay: replayOf !== undefined,
+        plan: sameBatch ? replayOf : undefined,
+        protect: replayOf !== undefined || p.isolation === "savepoint",
+        wrote: new BitSet(),
+        decided: new Map(),
+        notices: [],
+        events: 0,
+        ok: 0,
+        failed: 0,
+        retried: 0
+      }
+      if (!d.replay) yield* p.report(ConsumerEvent["consumer:batch:received"]({ batchId: batch.batchId }))
+      yield* Effect.annotateCurrentSpan({
+        [Semconv.PGQ_BATCH_ID]: String(batch.batchId),
+        [Semconv.PGQ_TICK_ID]: String(batch.curTickId),
+        [Semconv.PGQ_PREV_TICK_ID]: String(batch.prevTickId)
+      })
+      yield* "onEvent" in p.handler
+        ? runEvents(p, d, p.handler.onEvent, next.value)
+        : runBatchHandler(p, d, p.handler.onBatch, next.value)
+      yield* p.pgq.finishBatch(batch.batchId).pipe(
+        Effect.withSpan(Semconv.settleSpanName(p.queue), settleSpan(p, "finish_batch"), NO_STACK)
+      )
+      yield* Effect.annotateCurrentSpan({
+        [Semconv.MESSAGING_BATCH_MESSAGE_COUNT]: d.events,
+        [Semconv.PGQ_BATCH_OK]: d.ok,
+        [Semconv.PGQ_BATCH_FAILED]: d.failed,
+        [Semconv.PGQ_BATCH_RETRIED]: d.retried,
+        [Semconv.PGQ_BATCH_REPLAYED]: d.replay
+      })
+      const { events, ok, failed, retried } = d
+      return Option.some<Processed>({
+        stats: new BatchStats({
+          batchId: batch.batchId,
+          events,
+          ok,
+          failed,
+          retried,
+          aborted: Option.none(),
+          replayed: d.replay
+        }),
+        notices: d.notices
+      })
+    }).pipe(
+      Effect.withSpan(Semconv.receiveSpanName(p.queue), {
+        kind: "consumer",
+        attributes: { ...p.attributes, [Semconv.MESSAGING_OPERATION_TYPE]: "receive" }
+      }, NO_STACK)
+    ))
+
+/** The first page as a plain loop; a Stream only for the pages after it. */
+const runEvents = <E, R>(p: Processor<E, R>, d: Delivery, onEvent: Handler.EventHandler<E, R>, batch: OpenBatch) =>
+  Effect.andThen(
+    runPage(p, d, onEvent, batch.firstPage),
+    Stream.runForEachArray(batch.rest, (page) => runPage(p, d, onEvent, page))
+  )
+
+const runPage = <E, R>(
+  p: Processor<E, R>,
+  d: Delivery,
+  onEvent: Handler.EventHandler<E, R>,
+  events: ReadonlyArray<PgqEvent>
+): Effect.Effect<void, PgqError | ReplayNeeded | BatchAborted, R> =>
+  Effect.gen(function*() {
+    for (const event of events) {
+      const position = d.events++
+      if (d.traced) yield* tracedStep(p, d, onEvent, event, position)
+      else yield* settle(p, d, event, yield* decide(p, d, onEvent, event, position))
+    }
+  })
+
+/** One event inside its `process` span; Failed, AbortBatch or a failed handler mark the span as an error. */
+const tracedStep = <E, R>(
+  p: Processor<E, R>,
+  d: Delivery,
+  onEvent: Handler.EventHandler<E, R>,
+  event: PgqEvent,
+  position: number
+) =>
+  Effect.gen(function*() {
+    const decision = yield* decide(p, d, onEvent, event, position)
+    yield* Effect.annotateCurrentSpan(Semconv.PGQ_EVENT_RESULT, decision.result._tag)
+    yield* settle(p, d, event, decision)
+    if (isError(decision)) return yield* new EventNotOk({ decision })
+  }).pipe(
+    Effect.withSpan(Semconv.processSpanName(p.queue), {
+      kind: "consumer",
+      attributes: {
+        ...p.attributes,
+        [Semconv.MESSAGING_OPERATION_TYPE]: "process",
+        [Semconv.MESSAGING_MESSAGE_ID]: String(event.id),
+        [Semconv.PGQ_EVENT_TYPE]: event.type,
+        [Semconv.PGQ_EVENT_RETRY]: event.retry ?? 0
+      }
+    }, NO_STACK),
+    Effect.catchTag("EventNotOk", () => Effect.void)
+  )
+
+const isError = (decision: Decision): boolean =>
+  decision.reason !== undefined || decision.result._tag === "Failed" || decision.result._tag === "AbortBatch"
+
+/** The event's result: remembered, decided by a failure seen before, or from its handler. */
+const decide = <E, R>(
+  p: Processor<E, R>,
+  d: Delivery,
+  onEvent: Handler.EventHandler<E, R>,
+  event: PgqEvent,
+  position: number
+): Effect.Effect<Decision, PgqError | ReplayNeeded, R> => {
+  const plan = d.plan
+  if (plan !== undefined && position <= plan.failedAt) {
+    if (position === plan.failedAt) return Effect.succeed(byPolicy(p, event, plan.cause))
+    if (!plan.wrote.has(position)) return Effect.succeed(plan.decided.get(position) ?? OK)
+  }
+  const call = callEventHandler(onEvent, event, d.context)
+  return d.protect ? runProtected(p, d, event, call) : runFast(p, d, event, position, call)
+}
+
+/** No savepoint: a handler that ran SQL and failed sends the batch to its replay. */
+const runFast = <E, R>(
+  p: Processor<E, R>,
+  d: Delivery,
+  event: PgqEvent,
+  position: number,
+  call: Effect.Effect<EventResult, E, R>
+): Effect.Effect<Decision, ReplayNeeded, R> =>
+  Effect.suspend(() => {
+    const before = d.transaction.statements()
+    return Effect.flatMap(Effect.exit(call), (exit) => {
+      const wrote = d.transaction.statements() !== before
+      const failure = failureOf(exit, d.transaction)
+      if (failure !== undefined) {
+        if (Cause.hasInterrupts(failure)) return Effect.failCause(failure as Cause.Cause<never>)
+        if (wrote) {
+          return Effect.fail(
+            new ReplayNeeded({
+              plan: {
+                prevTickId: d.batch.prevTickId,
+                curTickId: d.batch.curTickId,
+                failedAt: position,
+                cause: failure,
+                wrote: d.wrote,
+                decided: d.decided
+              }
+            })
+          )
+        }
+        const decision = byPolicy(p, event, failure)
+        d.decided.set(position, decision)
+        return Effect.succeed(decision)
+      }
+      const result = (exit as Exit.Success<EventResult>).value
+      if (wrote) d.wrote.add(position)
+      else if (result._tag !== "Ok") d.decided.set(position, { result, reason: undefined })
+      return Effect.succeed(result._tag === "Ok" ? OK : { result, reason: undefined })
+    })
+  })
+
+/** A savepoint before the handler's first statement, rolled back if it fails. */
+const runProtected = <E, R>(
+  p: Processor<E, R>,
+  d: Delivery,
+  event: PgqEvent,
+  call: Effect.Effect<EventResult, E, R>
+): Effect.Effect<Decision, PgqError, R> =>
+  Effect.suspend(() => {
+    d.transaction.armSavepoint()
+    return Effect.flatMap(Effect.exit(call), (exit) => {
+      const failure = failureOf(exit, d.transaction)
+      if (failure !== undefined && Cause.hasInterrupts(failure)) return Effect.failCause(failure as Cause.Cause<never>)
+      return Effect.as(
+        closeSavepoint(p, d, failure !== undefined),
+        failure !== undefined ? byPolicy(p, event, failure) : { result: (exit as Exit.Success<EventResult>).value, reason: undefined }
+      )
+    })
+  })
+
+const closeSavepoint = <E, R>(p: Processor<E, R>, d: Delivery, undo: boolean): Effect.Effect<void, PgqError> =>
+  Effect.mapError(
+    d.transaction.closeSavepoint(undo),
+    (error) => mapSqlError(error, { operation: "Consumer.savepoint", queue: p.queue, consumer: p.consumer })
+  )
+
+/**
+ * The handler's failure: its own (typed, defect, interruption), or the SQL
+ * error that aborted the transaction while it ran, when it carried on.
+ */
+const failureOf = (exit: Exit.Exit<EventResult, unknown>, transaction: TrackedTransaction): Cause.Cause<unknown> | undefined => {
+  if (Exit.isFailure(exit)) return exit.cause
+  const aborted = transaction.abortedBy()
+  return aborted === undefined
+    ? undefined
+    : Cause.fail(new SwallowedSqlError({ error: mapSqlError(aborted, { operation: "handler" }) }))
+}
+
+const callEventHandler = <E, R>(
+  onEvent: Handler.EventHandler<E, R>,
+  event: PgqEvent,
+  context: Handler.BatchContext
+): Effect.Effect<EventResult, E, R> =>
+  Effect.flatMap(
+    Handler.call(() => onEvent(event, context)),
+    (result) => Handler.isResult(result) ? Effect.succeed(result ?? Ok) : Effect.failCause(Handler.notAResult(result))
+  )
+
+const byPolicy = <E, R>(p: Processor<E, R>, event: PgqEvent, cause: Cause.Cause<unknown>): Decision => ({
+  result: FailurePolicy.decide(p.policy, event, cause),
+  reason: FailurePolicy.reasonOf(cause)
+})
+
+/** Records a Retry or Failed result; Ok only counts; AbortBatch ends the delivery. */
+const settle = <E, R>(
+  p: Processor<E, R>,
+  d: Delivery,
+  event: PgqEvent,
+  decision: Decision
+): Effect.Effect<void, PgqError | BatchAborted> => {
+  const { result } = decision
+  switch (result._tag) {
+    case "Ok":
+      d.ok++
+      return Effect.void
+    case "Retry":
+      d.retried++
+      d.notices.push(ConsumerEvent["consumer:event:retried"]({
+        batchId: d.batch.batchId,
+        eventId: event.id,
+        delay: result.delay,
+        reason: decision.reason
+      }))
+      return p.pgq.eventRetry(d.batch.batchId, event.id, result.delay).pipe(
+        Effect.withSpan(Semconv.settleSpanName(p.queue), settleSpan(p, "event_retry"), NO_STACK)
+      )
+    case "Failed":
+      d.failed++
+      d.notices.push(ConsumerEvent["consumer:event:failed"]({
+        batchId: d.batch.batchId,
+        eventId: event.id,
+        reason: result.reason
+      }))
+      return p.failedEvents.store(p.queue, p.consumer, event, result.reason)
+    case "AbortBatch":
+      return Effect.fail(
+        new BatchAborted({
+          batchId: d.batch.batchId,
+          reason: result.reason,
+          events: d.events,
+          replayed: d.replay
+        })
+      )
+  }
+}
+
+/**
+ * The whole batch in memory, one handler call behind a savepoint: when it
+ * fails, the failure policy decides for every event.
+ */
+const runBatchHandler = <E, R>(
+  p: Processor<E, R>,
+  d: Delivery,
+  onBatch: Handler.BatchHandler<E, R>,
+  batch: OpenBatch
+) =>
+  Effect.gen(function*() {
+    const events = yield* Stream.runCollect(batch.events)
+    d.events = events.length
+    d.transaction.armSavepoint()
+    const call = Effect.flatMap(Handler.call(() => onBatch(events, d.context)), (results) => {
+      if (results === undefined) return Effect.succeed(events.map(() => Ok))
+      if (!Array.isArray(results) || results.length !== events.length || !results.every(Handler.isResult)) {
+        return Effect.die(
+          new Handler.HandlerContractViolation(
+            `the batch handler must return one EventResult per event (${events.length}), or nothing`
+          )
+        )
+      }
+      return Effect.succeed(results.map((result: EventResult | undefined) => result ?? Ok))
+    }).pipe(
+      Effect.withSpan(Semconv.processSpanName(p.queue), {
+        kind: "consumer",
+        attributes: {
+          ...p.attributes,
+          [Semconv.MESSAGING_OPERATION_TYPE]: "process",
+          [Semconv.MESSAGING_BATCH_MESSAGE_COUNT]: events.length
+        }
+      }, NO_STACK)
+    )
+    const exit = yield* Effect.exit(call)
+    const failure = failureOf(Exit.map(exit, () => Ok), d.transaction)
+    if (failure !== undefined && Cause.hasInterrupts(failure)) return yield* Effect.failCause(failure as Cause.Cause<never>)
+    yield* closeSavepoint(p, d, failure !== undefined)
+    const decisions: ReadonlyArray<Decision> = failure !== undefined || Exit.isFailure(exit)
+      ? events.map((event) => byPolicy(p, event, failure!))
+      : exit.value.map((result) => ({ result, reason: undefined }))
+    const aborted = decisions.find((decision) => decision.result._tag === "AbortBatch")
+    if (aborted !== undefined) return yield* settle(p, d, events[0]!, aborted)
+    for (let i = 0; i < events.length; i++) yield* settle(p, d, events[i]!, decisions[i]!)
+  })
+
+const NO_STACK = { captureStackTrace: false } as const
+
+const settleSpan = <E, R>(p: Processor<E, R>, operation: string) => ({
+  kind: "consumer" as const,
+  attributes: {
+    ...p.attributes,
+    [Semconv.MESSAGING_OPERATION_TYPE]: "settle",
+    [Semconv.MESSAGING_OPERATION_NAME]: operation
+  }
+})
 
 /** Effect's built-in tracer keeps spans in memory only: per-event spans are worth making for any other. */
 const isRecording = Effect.gen(function*() {
@@ -415,21 +585,14 @@ const isRecording = Effect.gen(function*() {
 
 /**
  * When the connection is lost mid-batch, the statement fails, then the
- * ROLLBACK fails too, and the transaction reports both as defects. The server
- * has rolled back already: what the caller needs is the typed database error
- * (retryable), not a defect. Anything else passes through unchanged.
+ * ROLLBACK fails too and the transaction reports it as a defect. The server
+ * has rolled back already: what the caller needs is the database error
+ * (retryable), not a defect, nor a replay that cannot run on that connection.
  */
-const withoutRollbackNoise = (queue: string, consumer: string) =>
-<A>(cause: Cause.Cause<PgqError>): Effect.Effect<A, PgqError> => {
+const lostConnectionFirst = <E>(cause: Cause.Cause<E>): Effect.Effect<never, E | SqlError> => {
   if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
-  const errors = cause.reasons.map((reason) =>
-    Cause.isFailReason(reason) ? reason.error : Cause.isDieReason(reason) ? reason.defect : undefined
-  )
-  if (!errors.every((error) => isPgqError(error) || isSqlError(error))) return Effect.failCause(cause)
-  const first = errors.find(isPgqError)
-  if (first !== undefined) return Effect.fail(first)
-  const sqlError = errors.find(isSqlError)
-  return sqlError === undefined
-    ? Effect.failCause(cause)
-    : Effect.fail(mapSqlError(sqlError, { operation: "Consumer.processNext", queue, consumer }))
+  for (const reason of cause.reasons) {
+    if (Cause.isDieReason(reason) && isSqlError(reason.defect)) return Effect.fail(reason.defect)
+  }
+  return Effect.failCause(cause)
 }

@@ -1,7 +1,8 @@
 /**
- * A PgQ consumer as a scoped resource: `run` processes batches forever,
- * waiting between them; `processNext` processes one; `processAvailable`
- * drains what is there and returns (the interactive consumer).
+ * A PgQ consumer as a scoped resource: `run` processes batches until it is
+ * stopped, waiting between them; `processNext` processes one;
+ * `processAvailable` drains what is there and returns (the interactive
+ * consumer).
  *
  * ```mermaid
  * sequenceDiagram
@@ -20,18 +21,25 @@
  *   end
  * ```
  *
+ * Stopping: `stop` is the soft stop (the batch in hand commits, `run`
+ * returns at its next wait), escalating to the hard stop after a timeout;
+ * `kill`, or interrupting `run`, is the hard stop (the batch in flight is
+ * rolled back and delivered again later).
+ *
  * Closing the scope stops listening; it never unregisters the consumer (that
  * would discard its position in the queue).
  *
  * @since 0.1.0
  */
-import { PgClient } from "@effect/sql-pg"
-import { Clock, Duration, Effect, Option, Queue, Schedule, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Option, PubSub, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import type { FailedEvents } from "../api/FailedEvents.ts"
 import { Pgq } from "../api/Pgq.ts"
 import type { PgqError } from "../api/PgqError.ts"
 import * as BatchProcessor from "./BatchProcessor.ts"
+import type { BatchStats } from "./BatchStats.ts"
+import { ConsumerEvent } from "./ConsumerEvent.ts"
+import * as IdleWait from "./IdleWait.ts"
 
 /**
  * @since 0.1.0
@@ -56,6 +64,16 @@ export interface ConsumerSettings {
   readonly wakeChannel?: string | false | undefined
   /** Register the consumer on the queue if it is not yet. Default false: it must be registered. */
   readonly register?: boolean | undefined
+  /**
+   * While idle, warn (`consumer:ticker:stalled`) when events wait in the
+   * queue and no tick has come for this long: without a ticker (pgqd or
+   * effect-pgq's) no batch is ever made. Default 1 minute; `false` never checks.
+   */
+  readonly tickerStallAfter?: Duration.Input | false | undefined
+  /** How long `stop` waits for the batch in hand before it escalates to `kill`. Default 30 seconds. */
+  readonly stopTimeout?: Duration.Input | undefined
+  /** Lifecycle events kept for a subscriber that falls behind; older ones are dropped. Default 1024. */
+  readonly eventBuffer?: number | undefined
 }
 
 /**
@@ -75,6 +93,15 @@ export interface DrainStats {
 }
 
 /**
+ * How `stop` ended `run`: `graceful` when the batch in hand committed,
+ * `forced` when the timeout escalated to `kill`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type StopOutcome = "graceful" | "forced"
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -82,15 +109,33 @@ export interface Consumer<R> {
   readonly queue: string
   readonly consumer: string
   /** Processes at most one batch; `None` when no batch was ready. */
-  readonly processNext: Effect.Effect<Option.Option<BatchProcessor.BatchStats>, PgqError, R>
+  readonly processNext: Effect.Effect<Option.Option<BatchStats>, PgqError, R>
   /** Processes batches until none is ready (or one aborts), then returns the totals. */
   readonly processAvailable: Effect.Effect<DrainStats, PgqError, R>
   /**
-   * Processes batches forever. Retryable database failures (a lost
-   * connection) are retried with backoff; other failures end it.
-   * Interrupting it rolls back the batch in progress.
+   * Processes batches until the consumer is stopped, then returns.
+   *
+   * - Between batches it waits `idleDelay`, or less when the wake channel
+   *   is notified.
+   * - A handler's failure never ends it: see `EventHandler` for the contract.
+   * - A failure worth retrying (a lost connection, a server restart, a
+   *   deadlock) is reported and retried with backoff; any other (the queue
+   *   dropped, the consumer unregistered) ends it with that typed error.
+   * - `stop` makes it return at its next wait, after the batch in hand
+   *   commits; `kill` or interrupting it rolls the batch in flight back.
+   * - One `run` at a time per consumer; once stopped, a consumer stays stopped.
    */
-  readonly run: Effect.Effect<never, PgqError, R>
+  readonly run: Effect.Effect<void, PgqError, R>
+  /**
+   * The soft stop: asks `run` to return at its next wait and waits until it
+   * has; after `timeout` (default `stopTimeout`) it escalates to `kill`.
+   * Returns at once when `run` is not running.
+   */
+  readonly stop: (options?: { readonly timeout?: Duration.Input | undefined }) => Effect.Effect<StopOutcome>
+  /** The hard stop: interrupts `run` now (the batch in flight rolls back) and waits until it has returned. */
+  readonly kill: Effect.Effect<void>
+  /** Subscribes to the consumer's lifecycle events, in the order they happen (see `ConsumerEvent`). */
+  readonly subscribe: Effect.Effect<PubSub.Subscription<ConsumerEvent>, never, Scope.Scope>
 }
 
 /** The channel a ticker notifies after each tick (payload: the queue name). */
@@ -109,10 +154,18 @@ export const make = Effect.fn("Consumer.make")(function*<E, R>(
   // Fail now, with a typed error, if the queue or the registration is missing.
   yield* pgq.getConsumerInfo(queue, consumer)
 
-  const { processNext } = yield* BatchProcessor.make(options)
+  const events = yield* PubSub.sliding<ConsumerEvent>(options.eventBuffer ?? 1024)
+  const report = (event: ConsumerEvent) =>
+    Effect.andThen(PubSub.publish(events, event), logOf(event)).pipe(Effect.annotateLogs({ queue, consumer }))
+
+  const { processNext } = yield* BatchProcessor.make(options, report)
   const idleDelay = Duration.fromInputUnsafe(options.idleDelay ?? "1 second")
   const abortDelay = Duration.fromInputUnsafe(options.abortDelay ?? "5 seconds")
-  const wait = yield* makeWait(queue, idleDelay, options.wakeChannel ?? DEFAULT_WAKE_CHANNEL)
+  const stopTimeout = Duration.fromInputUnsafe(options.stopTimeout ?? "30 seconds")
+  const idleWait = yield* IdleWait.make(queue, idleDelay, options.wakeChannel ?? DEFAULT_WAKE_CHANNEL)
+  const checkTicker = options.tickerStallAfter === false
+    ? Effect.void
+    : makeTickerCheck(pgq, queue, Duration.fromInputUnsafe(options.tickerStallAfter ?? "1 minute"), report)
 
   const processAvailable = Effect.gen(function*() {
     const totals = { batches: 0, events: 0, ok: 0, failed: 0, retried: 0, aborted: 0 }
@@ -132,62 +185,153 @@ export const make = Effect.fn("Consumer.make")(function*<E, R>(
     }
   }).pipe(Effect.withSpan("Consumer.processAvailable", { attributes: { queue, consumer } }))
 
-  const retryable = processNext.pipe(
-    Effect.tapError((error) => Effect.logWarning(`${queue}/${consumer}: ${error.message}`)),
-    Effect.retry({
-      schedule: Schedule.min([Schedule.exponential("200 millis"), Schedule.spaced("30 seconds")]),
-      while: (error) => error._tag === "PgqSqlError" && error.isRetryable
-    })
-  )
+  const stopRequested = yield* Deferred.make<void>()
+  const killRequested = yield* Deferred.make<void>()
+  const runEnded = yield* Deferred.make<void>()
+  let running = false
 
-  const run = Effect.forever(
-    Effect.gen(function*() {
-      const next = yield* retryable
-      if (Option.isNone(next)) return yield* wait
-      if (Option.isSome(next.value.aborted)) {
-        yield* Effect.logWarning(`${queue}/${consumer}: batch ${next.value.batchId} aborted: ${next.value.aborted.value}`)
-        yield* Effect.sleep(abortDelay)
+  /** A wait that a stop request ends early. */
+  const pause = (wait: Effect.Effect<void>) => Effect.raceFirst(wait, Deferred.await(stopRequested))
+
+  const loop = Effect.gen(function*() {
+    let idle = false
+    let lostAt: number | undefined = undefined
+    let failures = 0
+    while (!(yield* Deferred.isDone(stopRequested))) {
+      const next = yield* Effect.result(processNext)
+      if (next._tag === "Failure") {
+        const error = next.failure
+        if (!(error._tag === "PgqSqlError" && error.isRetryable)) return yield* error
+        if (lostAt === undefined) {
+          lostAt = yield* Clock.currentTimeMillis
+          yield* report(ConsumerEvent["consumer:connection:lost"]({ reason: error.message }))
+        }
+        yield* pause(Effect.sleep(reconnectDelay(failures++)))
+        continue
       }
-    })
-  ) as Effect.Effect<never, PgqError, R>
-
-  return { queue, consumer, processNext, processAvailable, run }
-})
-
-/**
- * The idle wait: a sleep, ended early by a matching notification when a
- * `PgClient` can LISTEN. A broken listener falls back to sleeping, and
- * listening is tried again at the next wait.
- */
-const makeWait = Effect.fnUntraced(function*(queue: string, delay: Duration.Duration, channel: string | false) {
-  const client = yield* Effect.serviceOption(PgClient.PgClient)
-  if (channel === false || Option.isNone(client)) return Effect.sleep(delay)
-  const scope = yield* Effect.scope
-  let listener: Option.Option<Queue.Dequeue<{ readonly payload: string }, unknown>> = Option.none()
-
-  const listen = client.value.listen(channel).pipe(
-    Scope.provide(scope),
-    Effect.tap((queue) => Effect.sync(() => listener = Option.some(queue))),
-    Effect.tapError((error) => Effect.logDebug(`LISTEN ${channel} failed, polling instead: ${error.message}`)),
-    Effect.option
-  )
-  yield* listen
-
-  const untilWoken = (notifications: Queue.Dequeue<{ readonly payload: string }, unknown>) =>
-    Queue.take(notifications).pipe(
-      Effect.repeat({ until: (n) => n.payload === queue || n.payload === "" })
-    )
-
-  return Effect.gen(function*() {
-    if (Option.isNone(listener)) yield* listen
-    if (Option.isNone(listener)) return yield* Effect.sleep(delay)
-    const start = yield* Clock.currentTimeMillis
-    const woken = yield* untilWoken(listener.value).pipe(Effect.timeoutOption(delay), Effect.result)
-    if (woken._tag === "Failure") {
-      // The listening connection is gone: sleep out the rest, listen again next time.
-      listener = Option.none()
-      const elapsed = (yield* Clock.currentTimeMillis) - start
-      yield* Effect.sleep(Duration.millis(Math.max(0, Duration.toMillis(delay) - elapsed)))
+      if (lostAt !== undefined) {
+        lostAt = undefined
+        failures = 0
+        yield* report(ConsumerEvent["consumer:connection:restored"]())
+      }
+      if (Option.isNone(next.success)) {
+        if (!idle) yield* report(ConsumerEvent["consumer:idle"]())
+        idle = true
+        yield* checkTicker
+        yield* pause(idleWait)
+        continue
+      }
+      idle = false
+      if (Option.isSome(next.success.value.aborted)) yield* pause(Effect.sleep(abortDelay))
     }
   })
+
+  const run: Effect.Effect<void, PgqError, R> = Effect.suspend(() => {
+    if (running) return Effect.die(new Error(`${queue}/${consumer}: run is already running`))
+    running = true
+    return report(ConsumerEvent["consumer:started"]({ queue, consumer })).pipe(
+      Effect.andThen(Effect.raceFirst(loop, Deferred.await(killRequested))),
+      Effect.ensuring(Effect.suspend(() => {
+        running = false
+        return Effect.andThen(report(ConsumerEvent["consumer:stopped"]()), Deferred.succeed(runEnded, undefined))
+      }))
+    )
+  })
+
+  const kill = Effect.gen(function*() {
+    yield* Deferred.succeed(stopRequested, undefined)
+    if (yield* Deferred.succeed(killRequested, undefined)) {
+      yield* report(ConsumerEvent["consumer:stopping"]({ mode: "forced" }))
+    }
+    if (running) yield* Deferred.await(runEnded)
+  })
+
+  const stop = (stopOptions?: { readonly timeout?: Duration.Input | undefined }) =>
+    Effect.gen(function*() {
+      if (yield* Deferred.succeed(stopRequested, undefined)) {
+        yield* report(ConsumerEvent["consumer:stopping"]({ mode: "graceful" }))
+      }
+      if (!running) return "graceful" as const
+      const timeout = stopOptions?.timeout === undefined ? stopTimeout : Duration.fromInputUnsafe(stopOptions.timeout)
+      const ended = yield* Deferred.await(runEnded).pipe(Effect.timeoutOption(timeout))
+      if (Option.isSome(ended)) return "graceful" as const
+      yield* kill
+      return "forced" as const
+    })
+
+  return { queue, consumer, processNext, processAvailable, run, stop, kill, subscribe: PubSub.subscribe(events) }
 })
+
+/** Backoff between attempts while the database is unreachable: 200 ms doubling, at most 30 s. */
+const reconnectDelay = (failures: number): Duration.Duration => Duration.millis(Math.min(30_000, 200 * 2 ** failures))
+
+/**
+ * While idle, at most once per `after`: when events wait and the queue's last
+ * tick is older than `after`, report a stalled ticker (once, until it ticks).
+ */
+const makeTickerCheck = (
+  pgq: Pgq["Service"],
+  queue: string,
+  after: Duration.Duration, report: (event: ConsumerEvent) => Effect.Effect<void>) => {
+  let checkedAt = Number.NEGATIVE_INFINITY
+  let warned = false
+  return Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    if (now - checkedAt < Duration.toMillis(after)) return
+    checkedAt = now
+    const info = yield* Effect.option(pgq.getQueueInfo(queue))
+    if (Option.isNone(info)) return
+    const { evNew, tickerLag } = info.value
+    const stalled = evNew > 0n && tickerLag !== null && Duration.isGreaterThanOrEqualTo(tickerLag, after)
+    if (stalled && !warned) {
+      yield* report(ConsumerEvent["consumer:ticker:stalled"]({ pendingEvents: evNew, tickerLag }))
+    }
+    warned = stalled
+  })
+}
+
+/** How each lifecycle event is logged: failures once, as warnings, with the ids they concern. */
+const logOf = (event: ConsumerEvent): Effect.Effect<void> => {
+  switch (event._tag) {
+    case "consumer:started":
+      return Effect.logInfo("consumer started")
+    case "consumer:batch:received":
+      return Effect.logDebug("batch received").pipe(Effect.annotateLogs({ batchId: String(event.batchId) }))
+    case "consumer:event:retried":
+      return (event.reason === undefined
+        ? Effect.logDebug(`event retried in ${Duration.format(event.delay)}`)
+        : Effect.logWarning(`handler failed, event retried in ${Duration.format(event.delay)}: ${event.reason}`)).pipe(
+          Effect.annotateLogs({ batchId: String(event.batchId), eventId: String(event.eventId) })
+        )
+    case "consumer:event:failed":
+      return Effect.logWarning(`event failed: ${event.reason}`).pipe(
+        Effect.annotateLogs({ batchId: String(event.batchId), eventId: String(event.eventId) })
+      )
+    case "consumer:batch:finished":
+      return Effect.logDebug(
+        `batch finished: ${event.stats.events} events, ${event.stats.ok} ok, ${event.stats.retried} retried, ${event.stats.failed} failed`
+      ).pipe(Effect.annotateLogs({ batchId: String(event.stats.batchId) }))
+    case "consumer:batch:aborted":
+      return Effect.logWarning(`batch aborted, rolled back: ${event.reason}`).pipe(
+        Effect.annotateLogs({ batchId: String(event.batchId) })
+      )
+    case "consumer:idle":
+      return Effect.logDebug("idle: no batch ready")
+    case "consumer:ticker:stalled":
+      return Effect.logWarning(
+        `${event.pendingEvents} events wait but the queue has not ticked for ${
+          Duration.format(event.tickerLag)
+        }: is a ticker running (pgqd, or effect-pgq's)?`
+      )
+    case "consumer:connection:lost":
+      return Effect.logWarning(`database unavailable, retrying with backoff: ${event.reason}`)
+    case "consumer:connection:restored":
+      return Effect.logInfo("database available again")
+    case "consumer:stopping":
+      return Effect.logInfo(
+        event.mode === "graceful" ? "stopping after the batch in hand" : "stopping now, rolling back the batch in flight"
+      )
+    case "consumer:stopped":
+      return Effect.logInfo("consumer stopped")
+  }
+}

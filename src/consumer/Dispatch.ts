@@ -5,9 +5,15 @@
  * an event type without a route follows `onUnknownType`.
  *
  * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Consumer, Dispatch } from "effect-pgq"
+ *
+ * const OrderCreated = Schema.Struct({ orderId: Schema.Int, sku: Schema.String })
+ * declare const ship: (order: typeof OrderCreated.Type) => Effect.Effect<void>
+ *
  * const handler = Dispatch.make({
  *   "order.created": Dispatch.json(OrderCreated, (order) => ship(order)),
- *   "order.note": Dispatch.text(Schema.String, (note) => log(note))
+ *   "order.note": Dispatch.text(Schema.String, (note) => Effect.logInfo(note))
  * })
  * Consumer.make({ queue: "orders", consumer: "shipping", onEvent: handler })
  * ```
@@ -16,7 +22,7 @@
  */
 import { Effect, Schema, SchemaIssue } from "effect"
 import type { PgqEvent } from "../api/PgqEvent.ts"
-import type { BatchContext, EventHandler } from "./BatchProcessor.ts"
+import type { BatchContext, EventHandler } from "./Handler.ts"
 import * as EventResult from "./EventResult.ts"
 
 /**

@@ -1,0 +1,140 @@
+/**
+ * What a consumer runs for its events, and the contract it keeps with them.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Effect } from "effect"
+import type { NextBatch } from "../api/BatchInfo.ts"
+import type { PgqEvent } from "../api/PgqEvent.ts"
+import type { EventResult } from "./EventResult.ts"
+
+/**
+ * What a handler knows about the batch it is in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BatchContext {
+  readonly queue: string
+  readonly consumer: string
+  readonly batch: NextBatch
+}
+
+/**
+ * A handler for one event: says what became of it with an `EventResult`
+ * (returning nothing means `Ok`).
+ *
+ * **The contract**
+ *
+ * - *Where it runs.* Inside the batch's transaction. Writes made through the
+ *   consumer's `SqlClient` (or any service on it) commit together with
+ *   `finish_batch`, or not at all. `sql.afterCommit` runs after that commit.
+ * - *How often, within one delivery of a batch.* With the default isolation a
+ *   handler that ran no SQL runs once, and a handler that fails is never run
+ *   again in that delivery. When a handler that ran SQL fails, its writes
+ *   cannot be told apart from the others': the transaction is rolled back and
+ *   the batch taken again; handlers that ran no SQL are not run again (their
+ *   results are remembered), the failing one is not run again (its failure
+ *   policy decides), and only handlers that ran SQL run again, to redo their
+ *   undone writes. With `isolation: "savepoint"` every handler runs exactly
+ *   once per delivery, its SQL inside a savepoint of its own.
+ * - *Failure.* A typed failure, a defect, a synchronous throw, a return value
+ *   that is not an Effect, or a result that is not an `EventResult`: the
+ *   handler's writes are undone and the consumer's `FailurePolicy` decides
+ *   (retry with backoff, then stored as failed). None of them stops the
+ *   consumer.
+ * - *Swallowed SQL errors.* A statement that fails aborts the transaction,
+ *   even if the handler catches the error. Such a handler is treated as
+ *   failed, with a reason naming the SQLSTATE. To survive an expected error
+ *   (a duplicate key), run the statement in its own `sql.withTransaction`,
+ *   whose savepoint rolls back only that statement.
+ * - *Interruption.* The handler must let itself be interrupted (a stopping
+ *   consumer interrupts it on a hard stop); the whole batch is then rolled
+ *   back and delivered again.
+ * - *Across crashes.* Delivery is at least once: a batch in flight when the
+ *   process dies is delivered again. Handlers with effects outside the
+ *   database (mail, HTTP) should be idempotent, or do them in `afterCommit`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EventHandler<E, R> = (event: PgqEvent, context: BatchContext) => Effect.Effect<EventResult | void, E, R>
+
+/**
+ * A handler for a whole batch: one result per event, in order, or nothing for
+ * all `Ok`. The batch's events are held in memory.
+ *
+ * It runs once per delivery, in the batch's transaction, its SQL inside a
+ * savepoint. When it fails (as for `EventHandler`, swallowed SQL errors
+ * included) its writes are undone and the failure policy decides for every
+ * event of the batch; it is not run again in that delivery. Interruption and
+ * crashes are as for `EventHandler`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BatchHandler<E, R> = (
+  events: ReadonlyArray<PgqEvent>,
+  context: BatchContext
+) => Effect.Effect<ReadonlyArray<EventResult> | void, E, R>
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Handler<E, R> =
+  | { readonly onEvent: EventHandler<E, R> }
+  | { readonly onBatch: BatchHandler<E, R> }
+
+/**
+ * A handler that broke the contract: threw, or returned what is not an Effect
+ * or not an `EventResult`. It goes to the failure policy like any defect.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class HandlerContractViolation extends Error {
+  override readonly name = "HandlerContractViolation"
+}
+
+/**
+ * Calls a handler so that whatever it does, throwing included, is an Effect.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const call = <A, E, R>(f: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  // `suspend` turns a throw into a defect.
+  Effect.suspend(() => {
+    const returned: unknown = f()
+    return Effect.isEffect(returned)
+      ? returned as Effect.Effect<A, E, R>
+      : Effect.die(new HandlerContractViolation(`the handler returned ${describe(returned)}, not an Effect`))
+  })
+
+/**
+ * Whether a handler's result is an `EventResult` (or nothing, meaning `Ok`).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const isResult = (u: unknown): u is EventResult | undefined =>
+  u === undefined ||
+  (typeof u === "object" && u !== null && "_tag" in u && typeof u._tag === "string" && RESULT_TAGS.has(u._tag))
+
+const RESULT_TAGS: ReadonlySet<string> = new Set(["Ok", "Failed", "Retry", "AbortBatch"])
+
+/**
+ * A defect for a handler result that is not an `EventResult`.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const notAResult = (returned: unknown): Cause.Cause<never> =>
+  Cause.die(new HandlerContractViolation(`the handler's Effect succeeded with ${describe(returned)}, not an EventResult`))
+
+const describe = (u: unknown): string => {
+  if (u === null || u === undefined) return String(u)
+  if (typeof u === "object") return `an object (${Object.prototype.toString.call(u)})`
+  return `${typeof u} ${String(u).slice(0, 40)}`
+}
