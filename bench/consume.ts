@@ -3,7 +3,16 @@
  * effect-pgq's Consumer and, in the same run and in alternation, a raw-SQL
  * loop on @effect/sql-pg (next_batch / get_batch_events / finish_batch, one
  * transaction per batch) as the baseline, and Skytools' Python consumer
- * (pgq.Consumer) where it is installed.
+ * (pgq.Consumer) where it is installed. Rows carry `"handler": "noop"`.
+ *
+ * Then the same with a handler that does one INSERT per event into
+ * `bench_sink` (through the same SqlClient, so in the batch's transaction; no
+ * event fails), `--insert-batches` batches (default 50) of `--batch-size`
+ * events: the Consumer with isolation "default" and "savepoint", and the raw
+ * loop running the same INSERT for each event inside its transaction as the
+ * baseline ("isolation": "none": nothing protected). Rows carry
+ * `"handler": "insert"` and `"isolation"`. The sink is truncated before each
+ * run, and checked after it to hold exactly one row per event.
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Redacted, Schema, Scope, Tracer } from "effect"
@@ -11,6 +20,7 @@ import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { SqlClient } from "effect/sql"
 import { Pgq } from "../src/api/Pgq.ts"
 import { Producer } from "../src/api/Producer.ts"
+import type { Isolation } from "../src/consumer/BatchProcessor.ts"
 import * as Consumer from "../src/consumer/Consumer.ts"
 import { measureInterleaved, payload, ratio } from "./measure.ts"
 
@@ -18,7 +28,13 @@ const SKYTOOLS_PYTHON = "/usr/bin/python3"
 const SKYTOOLS_SCRIPT = new URL("./skytools_consumer.py", import.meta.url).pathname
 const SkytoolsResult = Schema.Struct({ events: Schema.Number, seconds: Schema.Number })
 
-export const consume = (options: { readonly batches: number; readonly batchSize: number; readonly runs: number }) =>
+export const consume = (options: {
+  readonly batches: number
+  readonly batchSize: number
+  readonly runs: number
+  /** Batches for the insert-per-event contenders (fewer: each event is a round trip). */
+  readonly insertBatches: number
+}) =>
   Effect.gen(function*() {
     const pgq = yield* Pgq
     const producer = yield* Producer
@@ -27,12 +43,12 @@ export const consume = (options: { readonly batches: number; readonly batchSize:
     let counter = 0
 
     /** A fresh queue holding `batches` ticked batches of `batchSize` events. */
-    const loadedQueue = Effect.gen(function*() {
+    const loadQueue = (batches: number) => Effect.gen(function*() {
       const queue = `bench_consume_${process.pid}_${++counter}`
       const consumer = "bench"
       yield* pgq.createQueue(queue)
       yield* pgq.registerConsumer(queue, consumer)
-      for (let b = 0; b < options.batches; b++) {
+      for (let b = 0; b < batches; b++) {
         yield* producer.sendMany(
           queue,
           Array.from({ length: options.batchSize }, (_, i) => ({ type: "bench", data: payload(b * options.batchSize + i) }))
@@ -42,22 +58,36 @@ export const consume = (options: { readonly batches: number; readonly batchSize:
       }
       return { queue, consumer }
     })
+    const loadedQueue = loadQueue(options.batches)
 
-    const rawLoop = ({ queue, consumer }: { queue: string; consumer: string }) =>
+    interface RawEvent {
+      readonly ev_id: bigint
+      readonly ev_data: string | null
+    }
+
+    /** The raw loop; `perEvent`, when given, runs for each event inside the batch's transaction. */
+    const rawLoop = (
+      { queue, consumer }: { queue: string; consumer: string },
+      expected = events,
+      perEvent?: (event: RawEvent) => Effect.Effect<unknown, unknown>
+    ) =>
       Effect.gen(function*() {
         let seen = 0
         while (true) {
           const done = yield* Effect.gen(function*() {
             const [next] = yield* sql<{ readonly id: bigint | null }>`select pgq.next_batch(${queue}, ${consumer}) as id`
             if (next?.id == null) return true
-            const rows = yield* sql`select * from pgq.get_batch_events(${next.id})`
+            const rows = yield* sql<RawEvent>`select * from pgq.get_batch_events(${next.id})`
             seen += rows.length
+            if (perEvent !== undefined) {
+              for (const row of rows) yield* perEvent(row)
+            }
             yield* sql`select pgq.finish_batch(${next.id})`
             return false
           }).pipe(sql.withTransaction)
           if (done) break
         }
-        if (seen !== events) return yield* Effect.die(`raw loop saw ${seen} events, expected ${events}`)
+        if (seen !== expected) return yield* Effect.die(`raw loop saw ${seen} events, expected ${expected}`)
       }).pipe(Effect.orDie)
 
     /** A tracer that makes real spans and drops them: the per-event span cost, without an exporter's. */
@@ -72,6 +102,41 @@ export const consume = (options: { readonly batches: number; readonly batchSize:
         const stats = yield* c.processAvailable
         yield* Scope.close(scope, Exit.void)
         if (stats.ok !== events) return yield* Effect.die(`consumer processed ${stats.ok} events, expected ${events}`)
+      })
+
+    // Insert per event.
+    const insertEvents = options.insertBatches * options.batchSize
+    const insert = (evId: bigint, data: string | null) =>
+      sql`insert into bench_sink (ev_id, data) values (${evId}, ${data})`.pipe(Effect.asVoid)
+
+    const insertConsumerRun = (isolation: Isolation) =>
+    ({ queue, consumer }: { queue: string; consumer: string }) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const c = yield* Consumer.make({
+          queue,
+          consumer,
+          wakeChannel: false,
+          isolation,
+          onEvent: (event) => insert(event.id, event.data)
+        }).pipe(Scope.provide(scope))
+        const stats = yield* c.processAvailable
+        yield* Scope.close(scope, Exit.void)
+        if (stats.ok !== insertEvents || stats.failed !== 0 || stats.retried !== 0) {
+          return yield* Effect.die(`consumer (isolation ${isolation}) processed ${JSON.stringify(stats)}, expected ${insertEvents} ok`)
+        }
+      })
+
+    const insertRawLoop = (state: { queue: string; consumer: string }) =>
+      rawLoop(state, insertEvents, (row) => insert(row.ev_id, row.ev_data))
+
+    /** Every run starts with an empty sink, and must leave exactly one row per event in it. */
+    const insertSetup = Effect.tap(loadQueue(options.insertBatches), () => sql`truncate bench_sink`)
+    const insertTeardown = ({ queue }: { queue: string }) =>
+      Effect.gen(function*() {
+        const [row] = yield* sql<{ readonly n: number }>`select count(*)::int as n from bench_sink`
+        if (row?.n !== insertEvents) return yield* Effect.die(`bench_sink holds ${row?.n} rows, expected ${insertEvents}`)
+        yield* pgq.dropQueue(queue, { force: true })
       })
 
     const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
@@ -92,22 +157,53 @@ export const consume = (options: { readonly batches: number; readonly batchSize:
         Effect.orDie
       )
 
+    const noop = { handler: "noop" }
     const [raw, effectPgq, traced, skytools] = yield* measureInterleaved({
       events,
       runs: options.runs,
       setup: loadedQueue,
       teardown: ({ queue }) => pgq.dropQueue(queue, { force: true }),
       contenders: [
-        { name: "baseline: raw SQL loop (@effect/sql-pg)", run: rawLoop },
-        { name: "effect-pgq Consumer.processAvailable", run: consumerRun },
+        { name: "baseline: raw SQL loop (@effect/sql-pg)", run: (state) => rawLoop(state), extra: noop },
+        { name: "effect-pgq Consumer.processAvailable", run: consumerRun, extra: noop },
         {
           name: "effect-pgq Consumer.processAvailable, traced (a span per event)",
-          run: (state) => Effect.provideService(consumerRun(state), Tracer.Tracer, tracer)
+          run: (state) => Effect.provideService(consumerRun(state), Tracer.Tracer, tracer),
+          extra: noop
         },
-        ...(hasSkytools ? [{ name: "Skytools pgq.Consumer (Python)", run: skytoolsRun }] : [])
+        ...(hasSkytools ? [{ name: "Skytools pgq.Consumer (Python)", run: skytoolsRun, extra: noop }] : [])
       ]
     })
     yield* ratio("Consumer / raw SQL loop", effectPgq!, raw!)
     yield* ratio("traced Consumer / raw SQL loop", traced!, raw!)
     if (skytools !== undefined) yield* ratio("Consumer / Skytools pgq.Consumer", effectPgq!, skytools)
+
+    yield* sql`drop table if exists bench_sink`
+    yield* sql`create table bench_sink (ev_id bigint not null, data text)`
+    const [insertNone, insertDefault, insertSavepoint] = yield* measureInterleaved({
+      events: insertEvents,
+      runs: options.runs,
+      setup: insertSetup,
+      teardown: insertTeardown,
+      contenders: [
+        {
+          name: "baseline: raw SQL loop, insert per event (@effect/sql-pg)",
+          run: insertRawLoop,
+          extra: { handler: "insert", isolation: "none" }
+        },
+        {
+          name: "effect-pgq Consumer.processAvailable, insert per event",
+          run: insertConsumerRun("default"),
+          extra: { handler: "insert", isolation: "default" }
+        },
+        {
+          name: "effect-pgq Consumer.processAvailable, insert per event, savepoints",
+          run: insertConsumerRun("savepoint"),
+          extra: { handler: "insert", isolation: "savepoint" }
+        }
+      ]
+    })
+    yield* sql`drop table bench_sink`
+    yield* ratio("insert: Consumer (isolation default) / raw SQL loop", insertDefault!, insertNone!)
+    yield* ratio("insert: Consumer (isolation savepoint) / raw SQL loop", insertSavepoint!, insertNone!)
   })

@@ -3,7 +3,9 @@
  * Each prints one JSON object per measurement on stdout.
  *
  *   produce   bulk and single inserts against server-side baselines
- *   consume   Consumer throughput against a raw-SQL loop
+ *   consume   Consumer throughput against a raw-SQL loop, with a no-op handler
+ *             (--batches, --batch-size) and with one INSERT per event
+ *             (--insert-batches, default 50)
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
@@ -30,7 +32,12 @@ type BenchServices = Pgq | Producer | FailedEvents | SqlClient.SqlClient | PgCli
 
 const benches: Record<string, Effect.Effect<void, unknown, BenchServices>> = {
   produce: produce({ events, singleEvents: flag("single-events", 20_000), runs, chunkSize: flag("chunk-size", 5_000) }),
-  consume: consume({ batches: flag("batches", 200), batchSize: flag("batch-size", 1000), runs })
+  consume: consume({
+    batches: flag("batches", 200),
+    batchSize: flag("batch-size", 1000),
+    runs,
+    insertBatches: flag("insert-batches", 50)
+  })
 }
 
 const selected = args.filter((a, i) => !a.startsWith("--") && !(args[i - 1] ?? "").startsWith("--"))

@@ -64,6 +64,8 @@ export const measureInterleaved = <S, E, R>(options: {
   readonly contenders: ReadonlyArray<{
     readonly name: string
     readonly run: (state: S) => Effect.Effect<void | { readonly seconds: number }, E, R>
+    /** Fields added to the contender's row, such as `{ handler: "noop" }`. */
+    readonly extra?: Record<string, unknown>
   }>
 }): Effect.Effect<ReadonlyArray<Measurement>, E, R> =>
   Effect.gen(function*() {
@@ -86,7 +88,8 @@ export const measureInterleaved = <S, E, R>(options: {
         events: options.events,
         seconds: Number(seconds.toFixed(4)),
         eventsPerSec: Math.round(options.events / seconds),
-        runs: options.runs
+        runs: options.runs,
+        ...options.contenders[c]!.extra
       }
       yield* Console.log(JSON.stringify(measurement))
       results.push(measurement)

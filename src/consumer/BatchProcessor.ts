@@ -156,6 +156,11 @@ interface Delivery {
   readonly decided: Map<number, Decision>
   /** Reported once the batch commits. */
   readonly notices: Array<ConsumerEvent>
+  /** Where the fast pass is: set before each handler call, read when one fails. */
+  inHandler: boolean
+  index: number
+  position: number
+  statementsBefore: number
   events: number
   ok: number
   failed: number
@@ -273,6 +278,10 @@ const deliver = <E, R>(
         wrote: new BitSet(),
         decided: new Map(),
         notices: [],
+        inHandler: false,
+        index: 0,
+        position: 0,
+        statementsBefore: 0,
         events: 0,
         ok: 0,
         failed: 0,
@@ -330,13 +339,62 @@ const runPage = <E, R>(
   onEvent: Handler.EventHandler<E, R>,
   events: ReadonlyArray<PgqEvent>
 ): Effect.Effect<void, PgqError | ReplayNeeded | BatchAborted, R> =>
-  Effect.gen(function*() {
+  !d.traced && !d.protect ? fastPage(p, d, onEvent, events, 0) : Effect.gen(function*() {
     for (const event of events) {
       const position = d.events++
       if (d.traced) yield* tracedStep(p, d, onEvent, event, position)
       else yield* settle(p, d, event, yield* decide(p, d, onEvent, event, position))
     }
   })
+
+/**
+ * The untraced fast pass over a page, from `from`: a plain loop in which an
+ * Ok costs one handler call and two counter reads. A handler's failure is
+ * caught once per page rather than once per event; the loop then resumes
+ * after the failed event.
+ */
+const fastPage = <E, R>(
+  p: Processor<E, R>,
+  d: Delivery,
+  onEvent: Handler.EventHandler<E, R>,
+  events: ReadonlyArray<PgqEvent>,
+  from: number
+): Effect.Effect<void, PgqError | ReplayNeeded | BatchAborted, R> =>
+  Effect.catchCause(
+    Effect.gen(function*() {
+      for (let i = from; i < events.length; i++) {
+        const event = events[i]!
+        d.index = i
+        d.position = d.events++
+        d.statementsBefore = d.transaction.statements()
+        d.inHandler = true
+        // A throw here, a failure or defect of the handler's Effect, and the checks below
+        // all end up in the catch below while `inHandler` is set.
+        const returned: unknown = onEvent(event, d.context)
+        if (!Effect.isEffect(returned)) return yield* Effect.die(Handler.notAnEffect(returned))
+        const result: unknown = yield* (returned as Effect.Effect<unknown, E, R>)
+        if (!Handler.isResult(result)) return yield* Effect.failCause(Handler.notAResult(result))
+        const aborted = d.transaction.abortedBy()
+        if (aborted !== undefined) return yield* Effect.failCause(swallowed(aborted))
+        d.inHandler = false
+        const wrote = d.transaction.statements() !== d.statementsBefore
+        const decision = handlerSucceeded(d, d.position, result ?? Ok, wrote)
+        if (decision === OK) d.ok++
+        else yield* settle(p, d, event, decision)
+      }
+    }),
+    (cause) => {
+      // Outside a handler only effect-pgq's own failures (settling) can happen.
+      if (!d.inHandler || Cause.hasInterrupts(cause)) return Effect.failCause(cause as Cause.Cause<PgqError | BatchAborted>)
+      d.inHandler = false
+      const event = events[d.index]!
+      const wrote = d.transaction.statements() !== d.statementsBefore
+      return handlerFailed(p, d, event, d.position, cause, wrote).pipe(
+        Effect.flatMap((decision) => settle(p, d, event, decision)),
+        Effect.andThen(fastPage(p, d, onEvent, events, d.index + 1))
+      )
+    }
+  )
 
 /** One event inside its `process` span; Failed, AbortBatch or a failed handler mark the span as an error. */
 const tracedStep = <E, R>(
@@ -385,7 +443,7 @@ const decide = <E, R>(
   return d.protect ? runProtected(p, d, event, call) : runFast(p, d, event, position, call)
 }
 
-/** No savepoint: a handler that ran SQL and failed sends the batch to its replay. */
+/** No savepoint (the traced fast pass): a handler that ran SQL and failed sends the batch to its replay. */
 const runFast = <E, R>(
   p: Processor<E, R>,
   d: Delivery,
@@ -398,32 +456,48 @@ const runFast = <E, R>(
     return Effect.flatMap(Effect.exit(call), (exit) => {
       const wrote = d.transaction.statements() !== before
       const failure = failureOf(exit, d.transaction)
-      if (failure !== undefined) {
-        if (Cause.hasInterrupts(failure)) return Effect.failCause(failure as Cause.Cause<never>)
-        if (wrote) {
-          return Effect.fail(
-            new ReplayNeeded({
-              plan: {
-                prevTickId: d.batch.prevTickId,
-                curTickId: d.batch.curTickId,
-                failedAt: position,
-                cause: failure,
-                wrote: d.wrote,
-                decided: d.decided
-              }
-            })
-          )
-        }
-        const decision = byPolicy(p, event, failure)
-        d.decided.set(position, decision)
-        return Effect.succeed(decision)
+      if (failure === undefined) {
+        return Effect.succeed(handlerSucceeded(d, position, (exit as Exit.Success<EventResult>).value, wrote))
       }
-      const result = (exit as Exit.Success<EventResult>).value
-      if (wrote) d.wrote.add(position)
-      else if (result._tag !== "Ok") d.decided.set(position, { result, reason: undefined })
-      return Effect.succeed(result._tag === "Ok" ? OK : { result, reason: undefined })
+      if (Cause.hasInterrupts(failure)) return Effect.failCause(failure as Cause.Cause<never>)
+      return handlerFailed(p, d, event, position, failure, wrote)
     })
   })
+
+/** Remembers what the replay needs of a handler that worked: whether it wrote, else its result if not Ok. */
+const handlerSucceeded = (d: Delivery, position: number, result: EventResult, wrote: boolean): Decision => {
+  if (wrote) d.wrote.add(position)
+  else if (result._tag !== "Ok") d.decided.set(position, { result, reason: undefined })
+  return result._tag === "Ok" ? OK : { result, reason: undefined }
+}
+
+/** A failed handler that ran no SQL left nothing to undo: its policy decides. One that wrote needs the replay. */
+const handlerFailed = <E, R>(
+  p: Processor<E, R>,
+  d: Delivery,
+  event: PgqEvent,
+  position: number,
+  cause: Cause.Cause<unknown>,
+  wrote: boolean
+): Effect.Effect<Decision, ReplayNeeded> => {
+  if (wrote) {
+    return Effect.fail(
+      new ReplayNeeded({
+        plan: {
+          prevTickId: d.batch.prevTickId,
+          curTickId: d.batch.curTickId,
+          failedAt: position,
+          cause,
+          wrote: d.wrote,
+          decided: d.decided
+        }
+      })
+    )
+  }
+  const decision = byPolicy(p, event, cause)
+  d.decided.set(position, decision)
+  return Effect.succeed(decision)
+}
 
 /** A savepoint before the handler's first statement, rolled back if it fails. */
 const runProtected = <E, R>(
@@ -457,10 +531,11 @@ const closeSavepoint = <E, R>(p: Processor<E, R>, d: Delivery, undo: boolean): E
 const failureOf = (exit: Exit.Exit<EventResult, unknown>, transaction: TrackedTransaction): Cause.Cause<unknown> | undefined => {
   if (Exit.isFailure(exit)) return exit.cause
   const aborted = transaction.abortedBy()
-  return aborted === undefined
-    ? undefined
-    : Cause.fail(new SwallowedSqlError({ error: mapSqlError(aborted, { operation: "handler" }) }))
+  return aborted === undefined ? undefined : swallowed(aborted)
 }
+
+const swallowed = (error: SqlError): Cause.Cause<SwallowedSqlError> =>
+  Cause.fail(new SwallowedSqlError({ error: mapSqlError(error, { operation: "handler" }) }))
 
 const callEventHandler = <E, R>(
   onEvent: Handler.EventHandler<E, R>,

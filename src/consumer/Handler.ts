@@ -107,10 +107,17 @@ export const call = <A, E, R>(f: () => Effect.Effect<A, E, R>): Effect.Effect<A,
   // `suspend` turns a throw into a defect.
   Effect.suspend(() => {
     const returned: unknown = f()
-    return Effect.isEffect(returned)
-      ? returned as Effect.Effect<A, E, R>
-      : Effect.die(new HandlerContractViolation(`the handler returned ${describe(returned)}, not an Effect`))
+    return Effect.isEffect(returned) ? returned as Effect.Effect<A, E, R> : Effect.die(notAnEffect(returned))
   })
+
+/**
+ * The defect for a handler that returned something other than an Effect.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const notAnEffect = (returned: unknown): HandlerContractViolation =>
+  new HandlerContractViolation(`the handler returned ${describe(returned)}, not an Effect`)
 
 /**
  * Whether a handler's result is an `EventResult` (or nothing, meaning `Ok`).
