@@ -34,7 +34,7 @@ import { BitSet } from "../internal/BitSet.ts"
 import { DEFAULT_FETCH_SIZE } from "../internal/fetchSize.ts"
 import { mapSqlError } from "../internal/mapSqlError.ts"
 import { refineConsumerNotRegistered } from "../internal/refineConsumerNotRegistered.ts"
-import { type TrackedTransaction, withTrackedTransaction } from "../internal/TrackedTransaction.ts"
+import { type Abort, type TrackedTransaction, withTrackedTransaction } from "../internal/TrackedTransaction.ts"
 import * as Semconv from "../telemetry/Semconv.ts"
 import { BatchStats } from "./BatchStats.ts"
 import { ConsumerEvent } from "./ConsumerEvent.ts"
@@ -81,9 +81,13 @@ export type ProcessorOptions<E, R> = ProcessorSettings & Handler.Handler<E, R>
  * @since 0.2.0
  * @category errors
  */
-export class SwallowedSqlError extends Data.TaggedError("SwallowedSqlError")<{ readonly error: PgqError }> {
+export class SwallowedSqlError extends Data.TaggedError("SwallowedSqlError")<{
+  readonly sqlState: string | undefined
+  readonly detail: string
+}> {
   override get message(): string {
-    return `the handler went on after an SQL error, which aborts the transaction: ${this.error.message}` +
+    return `the handler went on after an SQL error, which aborts the transaction: ${this.detail}` +
+      `${this.sqlState === undefined ? "" : ` (SQLSTATE ${this.sqlState})`}` +
       " (run statements that may fail in their own sql.withTransaction)"
   }
 }
@@ -287,7 +291,7 @@ const deliver = <E, R>(
         failed: 0,
         retried: 0
       }
-      if (!d.replay) yield* p.report(ConsumerEvent["consumer:batch:received"]({ batchId: batch.batchId }))
+      yield* p.report(ConsumerEvent["consumer:batch:received"]({ batchId: batch.batchId, replay: d.replay }))
       yield* Effect.annotateCurrentSpan({
         [Semconv.PGQ_BATCH_ID]: String(batch.batchId),
         [Semconv.PGQ_TICK_ID]: String(batch.curTickId),
@@ -384,8 +388,9 @@ const fastPage = <E, R>(
       }
     }),
     (cause) => {
-      // Outside a handler only effect-pgq's own failures (settling) can happen.
-      if (!d.inHandler || Cause.hasInterrupts(cause)) return Effect.failCause(cause as Cause.Cause<PgqError | BatchAborted>)
+      // Outside a handler only effect-pgq's own failures (settling) can happen. An interruption
+      // of the consumer never gets here; one the handler caused itself is its failure.
+      if (!d.inHandler) return Effect.failCause(cause as Cause.Cause<PgqError | BatchAborted>)
       d.inHandler = false
       const event = events[d.index]!
       const wrote = d.transaction.statements() !== d.statementsBefore
@@ -459,7 +464,6 @@ const runFast = <E, R>(
       if (failure === undefined) {
         return Effect.succeed(handlerSucceeded(d, position, (exit as Exit.Success<EventResult>).value, wrote))
       }
-      if (Cause.hasInterrupts(failure)) return Effect.failCause(failure as Cause.Cause<never>)
       return handlerFailed(p, d, event, position, failure, wrote)
     })
   })
@@ -499,30 +503,29 @@ const handlerFailed = <E, R>(
   return Effect.succeed(decision)
 }
 
-/** A savepoint before the handler's first statement, rolled back if it fails. */
+/**
+ * The handler in a nested transaction of its own: its savepoint is taken
+ * before its first statement (none when it runs no SQL), rolled back with its
+ * `afterCommit` callbacks when it fails or swallows an SQL error.
+ */
 const runProtected = <E, R>(
   p: Processor<E, R>,
   d: Delivery,
   event: PgqEvent,
   call: Effect.Effect<EventResult, E, R>
-): Effect.Effect<Decision, PgqError, R> =>
-  Effect.suspend(() => {
-    d.transaction.armSavepoint()
-    return Effect.flatMap(Effect.exit(call), (exit) => {
-      const failure = failureOf(exit, d.transaction)
-      if (failure !== undefined && Cause.hasInterrupts(failure)) return Effect.failCause(failure as Cause.Cause<never>)
-      return Effect.as(
-        closeSavepoint(p, d, failure !== undefined),
-        failure !== undefined ? byPolicy(p, event, failure) : { result: (exit as Exit.Success<EventResult>).value, reason: undefined }
-      )
-    })
-  })
-
-const closeSavepoint = <E, R>(p: Processor<E, R>, d: Delivery, undo: boolean): Effect.Effect<void, PgqError> =>
-  Effect.mapError(
-    d.transaction.closeSavepoint(undo),
-    (error) => mapSqlError(error, { operation: "Consumer.savepoint", queue: p.queue, consumer: p.consumer })
+): Effect.Effect<Decision, never, R> =>
+  Effect.map(
+    Effect.exit(protect(p, d, call)),
+    (exit) =>
+      exit._tag === "Success" ? { result: exit.value, reason: undefined } : byPolicy(p, event, exit.cause)
   )
+
+/** Runs `effect` in a nested transaction that fails, and so rolls back, when the handler swallowed an SQL error. */
+const protect = <A, E, R>(p: Processor<E, R>, d: Delivery, effect: Effect.Effect<A, E, R>) =>
+  p.sql.withTransaction(Effect.flatMap(effect, (value) => {
+    const aborted = d.transaction.abortedBy()
+    return aborted === undefined ? Effect.succeed(value) : Effect.failCause(swallowed(aborted))
+  }))
 
 /**
  * The handler's failure: its own (typed, defect, interruption), or the SQL
@@ -534,8 +537,7 @@ const failureOf = (exit: Exit.Exit<EventResult, unknown>, transaction: TrackedTr
   return aborted === undefined ? undefined : swallowed(aborted)
 }
 
-const swallowed = (error: SqlError): Cause.Cause<SwallowedSqlError> =>
-  Cause.fail(new SwallowedSqlError({ error: mapSqlError(error, { operation: "handler" }) }))
+const swallowed = (abort: Abort): Cause.Cause<SwallowedSqlError> => Cause.fail(new SwallowedSqlError(abort))
 
 const callEventHandler = <E, R>(
   onEvent: Handler.EventHandler<E, R>,
@@ -582,7 +584,7 @@ const settle = <E, R>(
         eventId: event.id,
         reason: result.reason
       }))
-      return p.failedEvents.store(p.queue, p.consumer, event, result.reason)
+      return p.failedEvents.store(p.queue, p.consumer, event, FailurePolicy.storableReason(result.reason))
     case "AbortBatch":
       return Effect.fail(
         new BatchAborted({
@@ -608,7 +610,6 @@ const runBatchHandler = <E, R>(
   Effect.gen(function*() {
     const events = yield* Stream.runCollect(batch.events)
     d.events = events.length
-    d.transaction.armSavepoint()
     const call = Effect.flatMap(Handler.call(() => onBatch(events, d.context)), (results) => {
       if (results === undefined) return Effect.succeed(events.map(() => Ok))
       if (!Array.isArray(results) || results.length !== events.length || !results.every(Handler.isResult)) {
@@ -629,12 +630,9 @@ const runBatchHandler = <E, R>(
         }
       }, NO_STACK)
     )
-    const exit = yield* Effect.exit(call)
-    const failure = failureOf(Exit.map(exit, () => Ok), d.transaction)
-    if (failure !== undefined && Cause.hasInterrupts(failure)) return yield* Effect.failCause(failure as Cause.Cause<never>)
-    yield* closeSavepoint(p, d, failure !== undefined)
-    const decisions: ReadonlyArray<Decision> = failure !== undefined || Exit.isFailure(exit)
-      ? events.map((event) => byPolicy(p, event, failure!))
+    const exit = yield* Effect.exit(protect(p, d, call))
+    const decisions: ReadonlyArray<Decision> = exit._tag === "Failure"
+      ? events.map((event) => byPolicy(p, event, exit.cause))
       : exit.value.map((result) => ({ result, reason: undefined }))
     const aborted = decisions.find((decision) => decision.result._tag === "AbortBatch")
     if (aborted !== undefined) return yield* settle(p, d, events[0]!, aborted)

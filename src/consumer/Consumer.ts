@@ -138,10 +138,19 @@ export interface Consumer<R> {
   readonly subscribe: Effect.Effect<PubSub.Subscription<ConsumerEvent>, never, Scope.Scope>
 }
 
-/** The channel a ticker notifies after each tick (payload: the queue name). */
+/**
+ * The channel a ticker notifies after each tick (payload: the queue name).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_WAKE_CHANNEL = "effect_pgq_tick"
 
 /**
+ * Makes a consumer of `queue` as `consumer`, checking now that both exist
+ * (or registering it, with `register: true`). Nothing runs until `run`,
+ * `processNext` or `processAvailable`.
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -187,8 +196,8 @@ export const make = Effect.fn("Consumer.make")(function*<E, R>(
 
   const stopRequested = yield* Deferred.make<void>()
   const killRequested = yield* Deferred.make<void>()
-  const runEnded = yield* Deferred.make<void>()
-  let running = false
+  /** Completed when the `run` in progress ends; none while no `run` is in progress. */
+  let runEnded: Deferred.Deferred<void> | undefined = undefined
 
   /** A wait that a stop request ends early. */
   const pause = (wait: Effect.Effect<void>) => Effect.raceFirst(wait, Deferred.await(stopRequested))
@@ -227,13 +236,14 @@ export const make = Effect.fn("Consumer.make")(function*<E, R>(
   })
 
   const run: Effect.Effect<void, PgqError, R> = Effect.suspend(() => {
-    if (running) return Effect.die(new Error(`${queue}/${consumer}: run is already running`))
-    running = true
+    if (runEnded !== undefined) return Effect.die(new Error(`${queue}/${consumer}: run is already running`))
+    const ended = Deferred.makeUnsafe<void>()
+    runEnded = ended
     return report(ConsumerEvent["consumer:started"]({ queue, consumer })).pipe(
       Effect.andThen(Effect.raceFirst(loop, Deferred.await(killRequested))),
       Effect.ensuring(Effect.suspend(() => {
-        running = false
-        return Effect.andThen(report(ConsumerEvent["consumer:stopped"]()), Deferred.succeed(runEnded, undefined))
+        runEnded = undefined
+        return Effect.andThen(report(ConsumerEvent["consumer:stopped"]()), Deferred.succeed(ended, undefined))
       }))
     )
   })
@@ -243,7 +253,7 @@ export const make = Effect.fn("Consumer.make")(function*<E, R>(
     if (yield* Deferred.succeed(killRequested, undefined)) {
       yield* report(ConsumerEvent["consumer:stopping"]({ mode: "forced" }))
     }
-    if (running) yield* Deferred.await(runEnded)
+    if (runEnded !== undefined) yield* Deferred.await(runEnded)
   })
 
   const stop = (stopOptions?: { readonly timeout?: Duration.Input | undefined }) =>
@@ -251,12 +261,13 @@ export const make = Effect.fn("Consumer.make")(function*<E, R>(
       if (yield* Deferred.succeed(stopRequested, undefined)) {
         yield* report(ConsumerEvent["consumer:stopping"]({ mode: "graceful" }))
       }
-      if (!running) return "graceful" as const
+      const current = runEnded
+      if (current === undefined) return (yield* Deferred.isDone(killRequested)) ? "forced" as const : "graceful" as const
       const timeout = stopOptions?.timeout === undefined ? stopTimeout : Duration.fromInputUnsafe(stopOptions.timeout)
-      const ended = yield* Deferred.await(runEnded).pipe(Effect.timeoutOption(timeout))
-      if (Option.isSome(ended)) return "graceful" as const
-      yield* kill
-      return "forced" as const
+      const ended = yield* Deferred.await(current).pipe(Effect.timeoutOption(timeout))
+      if (Option.isNone(ended)) yield* kill
+      // A kill from elsewhere while waiting makes it forced too.
+      return (yield* Deferred.isDone(killRequested)) ? "forced" as const : "graceful" as const
     })
 
   return { queue, consumer, processNext, processAvailable, run, stop, kill, subscribe: PubSub.subscribe(events) }

@@ -5,7 +5,7 @@
  * | event | when |
  * |---|---|
  * | `consumer:started` | `run` begins |
- * | `consumer:batch:received` | a batch is taken (once per delivery) |
+ * | `consumer:batch:received` | a batch is taken; again, under a new batch id, for its replay (`replay: true`) |
  * | `consumer:event:retried` | after commit, per event put back for retry, with the reason when a failure decided it |
  * | `consumer:event:failed` | after commit, per event stored as failed, with the reason |
  * | `consumer:batch:finished` | the batch committed with `finish_batch` |
@@ -32,7 +32,11 @@ import type { BatchStats } from "./BatchStats.ts"
  */
 export type ConsumerEvent = Data.TaggedEnum<{
   "consumer:started": { readonly queue: string; readonly consumer: string }
-  "consumer:batch:received": { readonly batchId: BatchId }
+  "consumer:batch:received": {
+    readonly batchId: BatchId
+    /** Taken again after a handler that ran SQL failed (see `Isolation`). */
+    readonly replay: boolean
+  }
   "consumer:event:retried": {
     readonly batchId: BatchId
     readonly eventId: EventId

@@ -57,9 +57,18 @@ const MAX_REASON_LENGTH = 4000
  * @since 0.1.0
  * @category utils
  */
-export const reasonOf = (cause: Cause.Cause<unknown>): string => {
-  const text = Cause.pretty(cause)
-  return text.length > MAX_REASON_LENGTH ? `${text.slice(0, MAX_REASON_LENGTH)}…` : text
+export const reasonOf = (cause: Cause.Cause<unknown>): string => storableReason(Cause.pretty(cause))
+
+/**
+ * A reason as the failed-event store can keep it: at most 4000 characters,
+ * and no NUL (PostgreSQL's text cannot hold one).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const storableReason = (text: string): string => {
+  const clean = text.replace(/\u0000/g, "\uFFFD")
+  return clean.length > MAX_REASON_LENGTH ? `${clean.slice(0, MAX_REASON_LENGTH)}…` : clean
 }
 
 /**

@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect } from "effect"
+import { Cause, Duration, Effect } from "effect"
 import type { NextBatch } from "../api/BatchInfo.ts"
 import type { PgqEvent } from "../api/PgqEvent.ts"
 import type { EventResult } from "./EventResult.ts"
@@ -28,7 +28,14 @@ export interface BatchContext {
  *
  * - *Where it runs.* Inside the batch's transaction. Writes made through the
  *   consumer's `SqlClient` (or any service on it) commit together with
- *   `finish_batch`, or not at all. `sql.afterCommit` runs after that commit.
+ *   `finish_batch`, or not at all.
+ * - *`sql.afterCommit`.* Callbacks run once the batch commits. With
+ *   `isolation: "savepoint"` each handler runs in a nested transaction of its
+ *   own, so a failing handler's callbacks are discarded with its writes. With
+ *   the default isolation callbacks belong to the batch: a failing handler's
+ *   still run, and a replay drops those of handlers that ran no SQL (they are
+ *   not called again). Handlers that rely on `afterCommit` should use
+ *   `isolation: "savepoint"`.
  * - *How often, within one delivery of a batch.* With the default isolation a
  *   handler that ran no SQL runs once, and a handler that fails is never run
  *   again in that delivery. When a handler that ran SQL fails, its writes
@@ -50,10 +57,13 @@ export interface BatchContext {
  *   whose savepoint rolls back only that statement.
  * - *Interruption.* The handler must let itself be interrupted (a stopping
  *   consumer interrupts it on a hard stop); the whole batch is then rolled
- *   back and delivered again.
+ *   back and delivered again. A handler that interrupts itself has failed.
+ *   A statement it interrupts (a timeout around a query) is cancelled by the
+ *   server, which aborts the transaction: that is a swallowed SQL error
+ *   (SQLSTATE 57014).
  * - *Across crashes.* Delivery is at least once: a batch in flight when the
  *   process dies is delivered again. Handlers with effects outside the
- *   database (mail, HTTP) should be idempotent, or do them in `afterCommit`.
+ *   database (mail, HTTP) should be idempotent.
  *
  * @since 0.1.0
  * @category models
@@ -64,8 +74,8 @@ export type EventHandler<E, R> = (event: PgqEvent, context: BatchContext) => Eff
  * A handler for a whole batch: one result per event, in order, or nothing for
  * all `Ok`. The batch's events are held in memory.
  *
- * It runs once per delivery, in the batch's transaction, its SQL inside a
- * savepoint. When it fails (as for `EventHandler`, swallowed SQL errors
+ * It runs once per delivery, in a nested transaction of the batch's (a
+ * savepoint, taken before its first statement). When it fails (as for `EventHandler`, swallowed SQL errors
  * included) its writes are undone and the failure policy decides for every
  * event of the batch; it is not run again in that delivery. Interruption and
  * crashes are as for `EventHandler`.
@@ -125,11 +135,23 @@ export const notAnEffect = (returned: unknown): HandlerContractViolation =>
  * @since 0.2.0
  * @category utils
  */
-export const isResult = (u: unknown): u is EventResult | undefined =>
-  u === undefined ||
-  (typeof u === "object" && u !== null && "_tag" in u && typeof u._tag === "string" && RESULT_TAGS.has(u._tag))
-
-const RESULT_TAGS: ReadonlySet<string> = new Set(["Ok", "Failed", "Retry", "AbortBatch"])
+export const isResult = (u: unknown): u is EventResult | undefined => {
+  if (u === undefined) return true
+  if (typeof u !== "object" || u === null || !("_tag" in u)) return false
+  switch (u._tag) {
+    case "Ok":
+      return true
+    case "Failed":
+    case "AbortBatch":
+      return "reason" in u && typeof u.reason === "string"
+    case "Retry":
+      // pgq takes whole seconds in an int4: anything else would fail the batch, not the event.
+      return "delay" in u && Duration.isDuration(u.delay) && Duration.isFinite(u.delay) &&
+        Duration.toMillis(u.delay) >= 0 && Duration.toSeconds(u.delay) <= 2_147_483_647
+    default:
+      return false
+  }
+}
 
 /**
  * A defect for a handler result that is not an `EventResult`.

@@ -53,6 +53,8 @@ export const make = Effect.fnUntraced(function*(queue: string, delay: Duration.D
     const attempt = yield* PgConnection.make(config).pipe(
       Effect.flatMap((connection) => connection.listen(channel)),
       Scope.provide(scope),
+      // A stop during the attempt must not leave its connection open.
+      Effect.onInterrupt(() => Scope.close(scope, Exit.void)),
       Effect.result
     )
     if (attempt._tag === "Success") {
@@ -72,7 +74,11 @@ export const make = Effect.fnUntraced(function*(queue: string, delay: Duration.D
     if (Option.isNone(listening)) return yield* Effect.sleep(delay)
     const current = listening.value
     const start = yield* Clock.currentTimeMillis
-    const woken = yield* untilWoken(current.notifications).pipe(Effect.timeoutOption(delay), Effect.result)
+    const woken = yield* Effect.result(Effect.andThen(
+      // Notifications that came while the consumer was busy are about batches it has taken since.
+      Queue.clear(current.notifications),
+      Effect.timeoutOption(untilWoken(current.notifications), delay)
+    ))
     if (woken._tag === "Failure") {
       // The listening connection is gone: sleep out the rest, listen again after a backoff.
       yield* Effect.logDebug(`LISTEN ${channel} lost, polling until it is back`)

@@ -16,6 +16,7 @@ import { Producer } from "../../src/api/Producer.ts"
 import * as PgqServices from "../../src/api/Services.ts"
 import type { Isolation } from "../../src/consumer/BatchProcessor.ts"
 import * as Consumer from "../../src/consumer/Consumer.ts"
+import * as EventResult from "../../src/consumer/EventResult.ts"
 import type { EventHandler } from "../../src/consumer/Handler.ts"
 import * as InteractiveConsumer from "../../src/consumer/InteractiveConsumer.ts"
 import * as TestDb from "../TestDb.ts"
@@ -133,6 +134,82 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer isolation",
         assert.include(failed!.reason, "SwallowedSqlError")
       }))
   }
+
+  for (const isolation of ["default", "savepoint"] satisfies ReadonlyArray<Isolation>) {
+    it.effect(`${isolation}: a handler that times out its own statement is failed (57014); the consumer goes on`, () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const { queue, consumer, written, write } = yield* setup(3)
+        const failedEvents = yield* FailedEvents
+        const stats = yield* InteractiveConsumer.processAvailable({
+          queue,
+          consumer,
+          isolation,
+          failurePolicy: { maxRetries: 0, backoff: () => Duration.zero },
+          onEvent: (event) =>
+            n(event) === 2
+              // The interrupted statement is cancelled by the server, which aborts the transaction.
+              ? sql`select pg_sleep(5)`.pipe(Effect.timeout("200 millis"), Effect.ignore)
+              : write(n(event)).pipe(Effect.orDie)
+        })
+        assert.deepStrictEqual([stats.ok, stats.failed], [2, 1])
+        assert.deepStrictEqual(yield* written, [1, 3])
+        const [failed] = yield* failedEvents.list(queue, consumer)
+        assert.include(failed!.reason, "57014")
+      }))
+  }
+
+  it.effect("savepoint: a failing handler's afterCommit callbacks are discarded with its writes", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const { queue, consumer, write } = yield* setup(3)
+      const mailed: Array<number> = []
+      yield* InteractiveConsumer.processAvailable({
+        queue,
+        consumer,
+        isolation: "savepoint",
+        onEvent: (event) =>
+          Effect.gen(function*() {
+            yield* sql.afterCommit(Effect.sync(() => void mailed.push(n(event))))
+            if (n(event) === 2) yield* write(2).pipe(Effect.orDie)
+            if (n(event) !== 1) return yield* Effect.fail("after registering")
+          })
+      })
+      assert.deepStrictEqual(mailed, [1])
+      yield* TestDb.maintAllRetries
+    }))
+
+  it.effect("results pgq cannot settle and self-interruption go to the failure policy; the consumer goes on", () =>
+    Effect.gen(function*() {
+      const { queue, consumer } = yield* setup(5)
+      const failedEvents = yield* FailedEvents
+      const handler = ((event: PgqEvent) => {
+        switch (n(event)) {
+          case 1:
+            return Effect.succeed(EventResult.Retry(Duration.infinity))
+          case 2:
+            return Effect.succeed({ _tag: "Retry" })
+          case 3:
+            return Effect.succeed(EventResult.Failed("a NUL \u0000 in the reason"))
+          case 4:
+            return Effect.interrupt
+          default:
+            return Effect.void
+        }
+      }) as unknown as EventHandler<never, never>
+      const stats = yield* InteractiveConsumer.processAvailable({
+        queue,
+        consumer,
+        failurePolicy: { maxRetries: 0, backoff: () => Duration.zero },
+        onEvent: handler
+      })
+      assert.deepStrictEqual([stats.ok, stats.failed, stats.events], [1, 4, 5])
+      const reasons = (yield* failedEvents.list(queue, consumer)).map((event) => event.reason)
+      assert.include(reasons[0], "not an EventResult")
+      assert.include(reasons[1], "not an EventResult")
+      assert.include(reasons[2], "a NUL \uFFFD in the reason")
+      assert.include(reasons[3], "nterrupt")
+    }))
 
   it.effect("a handler that recovers from an SQL error in its own savepoint is not failed", () =>
     Effect.gen(function*() {

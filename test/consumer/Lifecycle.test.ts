@@ -157,6 +157,26 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer lifecycle",
       assert.deepStrictEqual(yield* written, [1, 2, 3])
     }))
 
+  it.effect("run again after an outside interruption: stop waits for the new run's batch", () =>
+    Effect.gen(function*() {
+      const { queue, consumer, written, write } = yield* setup(2)
+      const { onEvent, inHandler, release } = yield* blockingHandler(2, write)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const c = yield* Consumer.make({ queue, consumer, onEvent, wakeChannel: false })
+        yield* Fiber.interrupt(yield* Effect.forkChild(c.run))
+        const running = yield* Effect.forkChild(c.run)
+        yield* Deferred.await(inHandler)
+        const stopping = yield* Effect.forkChild(c.stop({ timeout: "30 seconds" }))
+        yield* Effect.sleep("100 millis")
+        // stop still waits: the batch in hand is not done.
+        assert.isUndefined(stopping.pollUnsafe())
+        yield* Deferred.succeed(release, undefined)
+        assert.strictEqual(yield* Fiber.join(stopping), "graceful")
+        yield* Fiber.join(running)
+      }))
+      assert.deepStrictEqual(yield* written, [1, 2])
+    }))
+
   it.effect("warns when events wait and the queue does not tick", () =>
     Effect.gen(function*() {
       const { queue, consumer } = yield* setup(5, { tick: false })
