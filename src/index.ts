@@ -65,3 +65,19 @@ export * as InteractiveConsumer from "./consumer/InteractiveConsumer.ts"
 export * as Semconv from "./telemetry/Semconv.ts"
 /** @since 0.1.0 */
 export * as PgqServices from "./api/Services.ts"
+/** @since 0.2.0 */
+export * as DaemonConfig from "./daemon/DaemonConfig.ts"
+/** @since 0.2.0 */
+export { type ConsumerState, type ConsumerStatus, Supervisor } from "./daemon/Supervisor.ts"
+/** @since 0.2.0 */
+export * as Ticker from "./daemon/Ticker.ts"
+/** @since 0.2.0 */
+export {
+  DaemonLogger,
+  type DaemonLoggerOptions,
+  LogFileError,
+  LogFormat,
+  LogLevelName
+} from "./daemon/Logger.ts"
+/** @since 0.2.0 */
+export { type DaemonStatus } from "./daemon/ControlServer.ts"

@@ -9,6 +9,8 @@ import { PgClient } from "@effect/sql-pg"
 import { Config, Console, Effect, Layer, Option, type Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
 import { Installer } from "../api/Installer.ts"
+import { daemon } from "./DaemonCommand.ts"
+import { ticker } from "./TickerCommand.ts"
 
 const db = Flag.Redacted("db").pipe(
   Flag.withDescription("PostgreSQL connection URL (default: $PGQ_DATABASE_URL)"),
@@ -73,6 +75,6 @@ const status = Command.make("status", { db }, ({ db }) =>
  */
 export const root = Command.make("effect-pgq").pipe(
   Command.withDescription("PgQ queues and consumers as Effect programs"),
-  Command.withSubcommands([install, uninstall, status])
+  Command.withSubcommands([install, uninstall, status, ticker, daemon])
 )
 

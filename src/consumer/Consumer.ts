@@ -248,19 +248,23 @@ export const make = Effect.fn("Consumer.make")(function*<E, R>(
     )
   })
 
+  // Reported before the request takes effect, so `stopping` always precedes `stopped`.
+  const request = (deferred: Deferred.Deferred<void>, mode: "graceful" | "forced") =>
+    Effect.gen(function*() {
+      if (yield* Deferred.isDone(deferred)) return
+      yield* report(ConsumerEvent["consumer:stopping"]({ mode }))
+      yield* Deferred.succeed(deferred, undefined)
+    })
+
   const kill = Effect.gen(function*() {
     yield* Deferred.succeed(stopRequested, undefined)
-    if (yield* Deferred.succeed(killRequested, undefined)) {
-      yield* report(ConsumerEvent["consumer:stopping"]({ mode: "forced" }))
-    }
+    yield* request(killRequested, "forced")
     if (runEnded !== undefined) yield* Deferred.await(runEnded)
   })
 
   const stop = (stopOptions?: { readonly timeout?: Duration.Input | undefined }) =>
     Effect.gen(function*() {
-      if (yield* Deferred.succeed(stopRequested, undefined)) {
-        yield* report(ConsumerEvent["consumer:stopping"]({ mode: "graceful" }))
-      }
+      yield* request(stopRequested, "graceful")
       const current = runEnded
       if (current === undefined) return (yield* Deferred.isDone(killRequested)) ? "forced" as const : "graceful" as const
       const timeout = stopOptions?.timeout === undefined ? stopTimeout : Duration.fromInputUnsafe(stopOptions.timeout)

@@ -1,0 +1,119 @@
+/**
+ * The daemon process: the consumers of a config under a `Supervisor`, the
+ * built-in ticker, the control endpoint and the logger, driven by signals.
+ *
+ * | signal | command | what happens |
+ * |---|---|---|
+ * | SIGTERM | stop | batches in hand commit, then exit 0; after `stopTimeout`, or at a second signal, kill |
+ * | SIGINT | kill | batches in flight roll back; exit 130 |
+ * | SIGHUP | reload | the config is read again and only what changed is applied; the log file is reopened |
+ * | SIGUSR1 | logmore | log level one step more verbose |
+ * | SIGUSR2 | logless | log level one step quieter |
+ *
+ * A config that does not load is exit code 1 at start, and is logged and
+ * ignored at a reload (the running consumers stay as they are).
+ *
+ * @since 0.2.0
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Deferred, Duration, Effect, Layer, Queue, Redacted, type Scope } from "effect"
+import * as PgqServices from "../api/Services.ts"
+import { serve } from "./ControlServer.ts"
+import * as DaemonConfig from "./DaemonConfig.ts"
+import { DaemonLogger } from "./Logger.ts"
+import * as Pidfile from "./Pidfile.ts"
+import * as Signals from "./Signals.ts"
+import { make as makeSupervisor, Supervisor } from "./Supervisor.ts"
+import * as Ticker from "./Ticker.ts"
+
+/** Conventional exit codes: 128 + the signal's number. */
+const EXIT_SIGINT = 130
+const EXIT_SIGTERM = 143
+
+/**
+ * Runs the daemon of `configFile` in this process until a signal ends it;
+ * returns the process exit code.
+ *
+ * @since 0.2.0
+ * @category running
+ */
+export const run = (configFile: string) =>
+  Effect.gen(function*() {
+    const config = yield* DaemonConfig.load(configFile)
+    const pidfile = DaemonConfig.pidfileOf(configFile, config)
+    yield* Pidfile.hold(pidfile)
+    const url = typeof config.database.url === "string" ? Redacted.make(config.database.url) : config.database.url
+    const database = PgClient.layer({
+      url,
+      maxConnections: config.database.maxConnections ?? config.consumers.length + 2,
+      applicationName: "effect-pgq daemon"
+    })
+    return yield* supervise(configFile, config, pidfile).pipe(
+      Effect.provide(Layer.mergeAll(PgqServices.layer, DaemonLogger.layer(config.logging ?? {})).pipe(
+        Layer.provideMerge(database)
+      ))
+    )
+  }).pipe(Effect.scoped)
+
+const supervise = (configFile: string, config: DaemonConfig.DaemonConfig, pidfile: string) =>
+  Effect.gen(function*() {
+    const logger = yield* DaemonLogger
+    const signals = yield* Signals.listen(["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2"])
+    const supervisor = yield* makeSupervisor
+    yield* Effect.addFinalizer(() => supervisor.kill)
+    yield* supervisor.apply(config.consumers)
+    if (config.ticker !== false) {
+      yield* Effect.forkScoped(Ticker.run(config.ticker === true || config.ticker === undefined ? {} : config.ticker))
+    }
+    if (config.control !== undefined && config.control !== false) {
+      const address = yield* serve(config.control).pipe(Effect.provideService(Supervisor, supervisor))
+      yield* Pidfile.recordControl(pidfile, address)
+      yield* Effect.logInfo(`control endpoint on ${address}`)
+    }
+    yield* Effect.logInfo(`daemon started (pid ${process.pid}, ${config.consumers.length} consumers)`)
+
+    const exitCode = yield* Deferred.make<number>()
+    const stopTimeout = Duration.fromInputUnsafe(config.stopTimeout ?? "30 seconds")
+    let stopping = false
+
+    const kill = (code: number) =>
+      Effect.gen(function*() {
+        yield* Effect.logWarning("killing: batches in flight roll back")
+        yield* supervisor.kill
+        yield* Deferred.succeed(exitCode, code)
+      })
+
+    const onSignal = (signal: Signals.DaemonSignal): Effect.Effect<void, never, Scope.Scope> => {
+      switch (signal) {
+        case "SIGTERM":
+          if (stopping) return kill(EXIT_SIGTERM)
+          stopping = true
+          return Effect.gen(function*() {
+            yield* Effect.logInfo(`stopping: batches in hand commit (at most ${Duration.format(stopTimeout)})`)
+            const outcome = yield* supervisor.stop(stopTimeout)
+            yield* Deferred.succeed(exitCode, outcome === "graceful" ? 0 : EXIT_SIGTERM)
+          }).pipe(Effect.forkScoped, Effect.asVoid)
+        case "SIGINT":
+          return kill(EXIT_SIGINT)
+        case "SIGHUP":
+          return Effect.gen(function*() {
+            yield* logger.reopen.pipe(Effect.catch((error) => Effect.logError(`log file not reopened: ${error.message}`)))
+            const reloaded = yield* Effect.result(DaemonConfig.load(configFile))
+            if (reloaded._tag === "Failure") {
+              return yield* Effect.logError(`reload ignored, the running config stays: ${reloaded.failure.message}`)
+            }
+            yield* Effect.logInfo("reloading the config")
+            yield* supervisor.apply(reloaded.success.consumers)
+          })
+        case "SIGUSR1":
+          return Effect.flatMap(logger.more, (level) => Effect.logInfo(`log level ${level}`))
+        case "SIGUSR2":
+          return Effect.flatMap(logger.less, (level) => Effect.logInfo(`log level ${level}`))
+      }
+    }
+
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(signals), onSignal)))
+    const code = yield* Deferred.await(exitCode)
+    yield* Effect.logInfo(code === 0 ? "daemon stopped" : `daemon stopped (exit code ${code})`)
+    return code
+  }).pipe(Effect.scoped, Effect.annotateLogs({ pid: String(process.pid) }))

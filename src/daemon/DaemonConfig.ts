@@ -1,0 +1,248 @@
+/**
+ * The daemon's configuration: a TypeScript module (`effect-pgq.config.ts`,
+ * run directly by Node) whose default export is built with `defineConfig`.
+ * The same consumer definitions run from `effect-pgq daemon start` and from
+ * a program of your own (`Supervisor.layer`).
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DaemonConfig, EventResult } from "effect-pgq"
+ *
+ * export default DaemonConfig.defineConfig({
+ *   database: { url: process.env.PGQ_DATABASE_URL ?? "postgres://localhost/app" },
+ *   consumers: [
+ *     { queue: "orders", consumer: "mailer", onEvent: (event) => Effect.as(Effect.logInfo(event.data), EventResult.Ok) }
+ *   ],
+ *   control: { port: 7787 },
+ *   logging: { level: "NOTICE", file: "/var/log/effect-pgq/orders.log" }
+ * })
+ * ```
+ *
+ * A module that does not load, or a config that does not decode, is one
+ * `DaemonConfigError` whose message names the file, the field and what is
+ * wrong: `effect-pgq.config.ts: consumers[1].queue: Expected a non-empty string`.
+ *
+ * @since 0.2.0
+ */
+import { Data, Duration, Effect, Predicate, Redacted, Schema, SchemaIssue } from "effect"
+import type { SqlClient } from "effect/sql"
+import * as Path from "node:path"
+import { pathToFileURL } from "node:url"
+import type { Services } from "../api/Services.ts"
+import type { ConsumerOptions } from "../consumer/Consumer.ts"
+import { LogFormat, LogLevelName } from "./Logger.ts"
+import type { TickerSettings } from "./Ticker.ts"
+
+/**
+ * What a handler of a configured consumer may use: effect-pgq's services and
+ * the daemon's `SqlClient` (its writes join the batch's transaction).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type DaemonServices = Services | SqlClient.SqlClient
+
+/**
+ * One consumer the daemon runs: the options of `Consumer.make`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ConsumerDefinition = ConsumerOptions<unknown, DaemonServices>
+
+/**
+ * Where the control endpoint listens: a loopback port (default host
+ * 127.0.0.1), or a unix socket.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ControlAddress =
+  | { readonly host?: string | undefined; readonly port: number }
+  | { readonly socket: string }
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface DaemonConfig {
+  readonly database: {
+    /** A connection URL; keep passwords out of the file with `Redacted.make(process.env.…)`. */
+    readonly url: string | Redacted.Redacted
+    /** Pool size. Default: one per consumer, plus two. */
+    readonly maxConnections?: number | undefined
+  }
+  readonly consumers: ReadonlyArray<ConsumerDefinition>
+  /**
+   * The built-in ticker and maintenance. Default on, staying off while a
+   * pgqd ticks the database; `false` never runs it.
+   */
+  readonly ticker?: boolean | TickerSettings | undefined
+  /** The control endpoint (`/healthz`, `/status`, `/metrics`). Default none. */
+  readonly control?: ControlAddress | false | undefined
+  readonly logging?: {
+    /** Default `notice`. */
+    readonly level?: LogLevelName | undefined
+    /** Append to this file; `reload` reopens it (logrotate). */
+    readonly file?: string | undefined
+    /** Also write to stderr. Default true without a file, false with one. */
+    readonly stderr?: boolean | undefined
+    /** Default `text`. */
+    readonly format?: LogFormat | undefined
+  } | undefined
+  /** Default: `effect-pgq.pid` beside the config file. */
+  readonly pidfile?: string | undefined
+  /** How long `stop` waits for the batches in hand before it kills. Default 30 seconds. */
+  readonly stopTimeout?: Duration.Input | undefined
+  /** Heap cap of a detached daemon, in MiB (`--max-old-space-size`). Default 512. */
+  readonly maxHeapMb?: number | undefined
+}
+
+/**
+ * The typed helper a config module exports its config with.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const defineConfig = (config: DaemonConfig): DaemonConfig => config
+
+/**
+ * The config module could not be loaded, or its config is invalid.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class DaemonConfigError extends Data.TaggedError("DaemonConfigError")<{
+  readonly file: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.file}: ${this.reason}`
+  }
+}
+
+const aFunction = Schema.declare(Predicate.isFunction).annotate({ expected: "a function" })
+const nonEmpty = Schema.String.check(Schema.isNonEmpty()).annotate({ expected: "a non-empty string" })
+const port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 })).annotate({
+  expected: "a port number from 0 to 65535"
+})
+const positiveInt = Schema.Int.check(Schema.isGreaterThan(0)).annotate({ expected: "a positive integer" })
+const duration = Schema.Unknown.check(
+  Schema.makeFilter((u) => Duration.fromInput(u as Duration.Input)._tag === "Some", {
+    expected: "a duration such as \"30 seconds\" or a number of milliseconds"
+  })
+)
+
+const ConsumerSchema = Schema.Struct({
+  queue: nonEmpty,
+  consumer: nonEmpty,
+  onEvent: Schema.optional(aFunction),
+  onBatch: Schema.optional(aFunction)
+}).check(
+  Schema.makeFilter((c) => (c.onEvent === undefined) !== (c.onBatch === undefined), {
+    expected: "exactly one of onEvent and onBatch"
+  })
+)
+
+const ConfigSchema = Schema.Struct({
+  database: Schema.Struct({
+    url: Schema.Union([nonEmpty, Schema.declare(Redacted.isRedacted).annotate({ expected: "a Redacted" })]),
+    maxConnections: Schema.optional(positiveInt)
+  }),
+  consumers: Schema.Array(ConsumerSchema).check(
+    Schema.makeFilter(
+      (consumers) => new Set(consumers.map((c) => `${c.queue}\u0000${c.consumer}`)).size === consumers.length,
+      { expected: "each (queue, consumer) pair at most once" }
+    )
+  ),
+  ticker: Schema.optional(Schema.Union([Schema.Boolean, Schema.Record(Schema.String, Schema.Unknown)])),
+  control: Schema.optional(Schema.Union([
+    Schema.Literal(false),
+    Schema.Struct({ host: Schema.optional(nonEmpty), port }),
+    Schema.Struct({ socket: nonEmpty })
+  ])),
+  logging: Schema.optional(Schema.Struct({
+    level: Schema.optional(LogLevelName),
+    file: Schema.optional(nonEmpty),
+    stderr: Schema.optional(Schema.Boolean),
+    format: Schema.optional(LogFormat)
+  })),
+  pidfile: Schema.optional(nonEmpty),
+  stopTimeout: Schema.optional(duration),
+  maxHeapMb: Schema.optional(positiveInt)
+})
+
+const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** `consumers[1].queue: Expected …`, the first problem only: one line to read and fix. */
+const oneLine = (issue: SchemaIssue.Issue): string => {
+  const [first] = formatIssue(issue).issues
+  if (first === undefined) return "invalid config"
+  const path = (first.path ?? []).map((key) => {
+    const k = typeof key === "object" && key !== null && "key" in key ? key.key : key
+    return typeof k === "number" ? `[${k}]` : `.${String(k)}`
+  }).join("").replace(/^\./, "")
+  return path === "" ? first.message : `${path}: ${first.message}`
+}
+
+/**
+ * Checks a config value (what a config module exports) and returns it typed.
+ *
+ * @since 0.2.0
+ * @category decoding
+ */
+export const decode = (file: string, input: unknown): Effect.Effect<DaemonConfig, DaemonConfigError> =>
+  Schema.decodeUnknownEffect(ConfigSchema)(input).pipe(
+    Effect.as(input as DaemonConfig),
+    Effect.mapError((error) => new DaemonConfigError({ file, reason: oneLine(error.issue) }))
+  )
+
+let loads = 0
+
+/**
+ * Loads and checks a config module: its default export, or its export
+ * named `config`. Each load reads the file afresh (for `reload`).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const load = (file: string): Effect.Effect<DaemonConfig, DaemonConfigError> =>
+  Effect.gen(function*() {
+    const absolute = Path.resolve(file)
+    const name = Path.basename(absolute)
+    const module: unknown = yield* Effect.tryPromise({
+      // A fresh URL each time: Node caches modules by URL, and a reload must see the file as it is now.
+      try: () => import(`${pathToFileURL(absolute).href}?load=${++loads}`),
+      catch: (cause) => new DaemonConfigError({ file: name, reason: `cannot load: ${messageOf(cause)}` })
+    })
+    const exported = Predicate.hasProperty(module, "default") && module.default !== undefined
+      ? module.default
+      : Predicate.hasProperty(module, "config")
+      ? module.config
+      : undefined
+    if (exported === undefined) {
+      return yield* new DaemonConfigError({ file: name, reason: "exports no config (export default defineConfig({ … }))" })
+    }
+    return yield* decode(name, exported)
+  })
+
+/**
+ * Where the pidfile of a config lives.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const pidfileOf = (file: string, config: DaemonConfig): string =>
+  Path.resolve(Path.dirname(Path.resolve(file)), config.pidfile ?? "effect-pgq.pid")
+
+/**
+ * A consumer's identity in a config: reloads compare consumers by it.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const keyOf = (definition: ConsumerDefinition): string => `${definition.queue}/${definition.consumer}`
+
+const messageOf = (cause: unknown): string =>
+  (Predicate.hasProperty(cause, "message") && Predicate.isString(cause.message) ? cause.message : String(cause))
+    .split("\n")[0]!

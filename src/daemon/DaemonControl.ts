@@ -1,0 +1,179 @@
+/**
+ * Driving a daemon from outside: the pidfile says which process, signals say
+ * what to do, the control endpoint says how it is.
+ *
+ * @since 0.2.0
+ */
+import { Clock, Data, Duration, Effect, Option, Schedule } from "effect"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Http from "node:http"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import type { DaemonStatus } from "./ControlServer.ts"
+import * as DaemonConfig from "./DaemonConfig.ts"
+import * as Pidfile from "./Pidfile.ts"
+import type { DaemonSignal } from "./Signals.ts"
+
+/**
+ * @since 0.2.0
+ * @category errors
+ */
+export class DaemonNotRunning extends Data.TaggedError("DaemonNotRunning")<{ readonly pidfile: string }> {
+  override get message(): string {
+    return `no daemon is running with this config (no live process in ${this.pidfile})`
+  }
+}
+
+/**
+ * @since 0.2.0
+ * @category errors
+ */
+export class DaemonControlError extends Data.TaggedError("DaemonControlError")<{ readonly reason: string }> {
+  override get message(): string {
+    return this.reason
+  }
+}
+
+/**
+ * Sends `signal` to the daemon of `configFile`; returns its pid.
+ *
+ * @since 0.2.0
+ * @category commands
+ */
+export const signal = (configFile: string, signal: DaemonSignal) =>
+  Effect.gen(function*() {
+    const config = yield* DaemonConfig.load(configFile)
+    const pidfile = DaemonConfig.pidfileOf(configFile, config)
+    const pid = yield* Pidfile.running(pidfile)
+    if (Option.isNone(pid)) return yield* new DaemonNotRunning({ pidfile })
+    yield* Effect.sync(() => process.kill(pid.value, signal))
+    return pid.value
+  })
+
+/**
+ * Sends `signal` (SIGTERM or SIGINT) and waits until the process is gone, at
+ * most `stopTimeout` plus a margin.
+ *
+ * @since 0.2.0
+ * @category commands
+ */
+export const stop = (configFile: string, how: "SIGTERM" | "SIGINT") =>
+  Effect.gen(function*() {
+    const config = yield* DaemonConfig.load(configFile)
+    const pid = yield* signal(configFile, how)
+    const patience = Duration.sum(Duration.fromInputUnsafe(config.stopTimeout ?? "30 seconds"), Duration.seconds(10))
+    yield* Effect.sync(() => Pidfile.isAlive(pid)).pipe(
+      Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (alive) => !alive }),
+      Effect.timeoutOrElse({
+        duration: patience,
+        orElse: () =>
+          Effect.fail(new DaemonControlError({ reason: `pid ${pid} still runs after ${Duration.format(patience)}` }))
+      })
+    )
+    return pid
+  })
+
+/**
+ * Starts the daemon in the background: a detached process with the heap cap
+ * of the config, whose output goes to the config's log file (or to
+ * `<pidfile>.out`). Returns once its pidfile names a live process, or fails
+ * with what the process printed when it ended instead.
+ *
+ * @since 0.2.0
+ * @category commands
+ */
+export const startDetached = (configFile: string, cliMain: string) =>
+  Effect.gen(function*() {
+    const config = yield* DaemonConfig.load(configFile)
+    const pidfile = DaemonConfig.pidfileOf(configFile, config)
+    const running = yield* Pidfile.running(pidfile)
+    if (Option.isSome(running)) {
+      return yield* new Pidfile.DaemonAlreadyRunning({ pidfile, pid: running.value })
+    }
+    const output = `${pidfile}.out`
+    const child = yield* Effect.sync(() => {
+      const out = Fs.openSync(output, "a", 0o640)
+      const spawned = ChildProcess.spawn(
+        process.execPath,
+        [
+          `--max-old-space-size=${config.maxHeapMb ?? 512}`,
+          cliMain,
+          "daemon",
+          "start",
+          "--config",
+          Path.resolve(configFile)
+        ],
+        { detached: true, stdio: ["ignore", out, out], cwd: process.cwd(), env: process.env }
+      )
+      Fs.closeSync(out)
+      spawned.unref()
+      return spawned
+    })
+    const started = yield* Clock.currentTimeMillis
+    while (true) {
+      const pid = yield* Pidfile.running(pidfile)
+      if (Option.isSome(pid) && pid.value === child.pid) return pid.value
+      if (child.exitCode !== null || child.signalCode !== null) {
+        const printed = yield* Effect.sync(() => Fs.existsSync(output) ? Fs.readFileSync(output, "utf8") : "")
+        return yield* new DaemonControlError({
+          reason: `the daemon exited at start (code ${child.exitCode ?? child.signalCode}): ${lastLines(printed)}`
+        })
+      }
+      if ((yield* Clock.currentTimeMillis) - started > 30_000) {
+        return yield* new DaemonControlError({ reason: `the daemon did not write ${pidfile} within 30 seconds` })
+      }
+      yield* Effect.sleep("50 millis")
+    }
+  })
+
+/**
+ * The running daemon's `/status`, or just its pid when it has no control endpoint.
+ *
+ * @since 0.2.0
+ * @category commands
+ */
+export const status = (configFile: string) =>
+  Effect.gen(function*() {
+    const config = yield* DaemonConfig.load(configFile)
+    const pidfile = DaemonConfig.pidfileOf(configFile, config)
+    const pid = yield* Pidfile.running(pidfile)
+    if (Option.isNone(pid)) return yield* new DaemonNotRunning({ pidfile })
+    if (config.control === undefined || config.control === false) {
+      return { pid: pid.value, status: Option.none<DaemonStatus>() }
+    }
+    // The address the daemon recorded wins: with port 0 only it knows the port.
+    const recorded = yield* Pidfile.readControl(pidfile)
+    const address = Option.match(recorded, {
+      onNone: () => config.control as DaemonConfig.ControlAddress,
+      onSome: (text): DaemonConfig.ControlAddress => {
+        const match = /^(.*):(\d+)$/.exec(text)
+        return match === null ? { socket: text } : { host: match[1]!, port: Number(match[2]) }
+      }
+    })
+    const body = yield* get(address, "/status")
+    return { pid: pid.value, status: Option.some(JSON.parse(body) as DaemonStatus) }
+  })
+
+const get = (address: DaemonConfig.ControlAddress, path: string) =>
+  Effect.callback<string, DaemonControlError>((resume) => {
+    const target = "socket" in address
+      ? { socketPath: address.socket, path }
+      : { host: address.host ?? "127.0.0.1", port: address.port, path }
+    const request = Http.get({ ...target, timeout: 5_000 }, (response) => {
+      let body = ""
+      response.setEncoding("utf8")
+      response.on("data", (chunk: string) => body += chunk)
+      response.on("end", () =>
+        resume(
+          response.statusCode === 200
+            ? Effect.succeed(body)
+            : Effect.fail(new DaemonControlError({ reason: `control endpoint answered ${response.statusCode}` }))
+        ))
+    })
+    request.on("timeout", () => request.destroy(new Error("timed out")))
+    request.on("error", (error) =>
+      resume(Effect.fail(new DaemonControlError({ reason: `control endpoint unreachable: ${error.message}` }))))
+  })
+
+const lastLines = (text: string): string => text.trim().split(Os.EOL).slice(-5).join(" | ")
