@@ -21,9 +21,10 @@
  * loops) while it finds one, and takes over once pgqd has been gone for two
  * checks in a row.
  *
- * A lost connection is logged once and retried with backoff; any other
- * failure of a step is logged once and the step runs again at its next
- * period. The only error is a database without pgq, at start.
+ * In `run`, a lost connection is logged once and retried with backoff; any
+ * other failure of a step is logged once and the step runs again at its
+ * next period. `run` fails only on a database without pgq, at start; `once`
+ * fails on the first lost connection.
  *
  * @since 0.2.0
  */
@@ -700,6 +701,19 @@ const runWith = (settings: TickerSettings | undefined, shared: Shared) =>
  * watch for pgqd. Interrupting it at any point rolls back at most the step
  * in flight. Waits for the database at start; fails only when it has no
  * pgq.
+ *
+ * ```ts
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Config, Effect, Layer } from "effect"
+ * import { Pgq, Ticker } from "effect-pgq"
+ *
+ * const database = PgClient.layerConfig({ url: Config.Redacted("PGQ_DATABASE_URL") })
+ *
+ * // pgqd's periods but a slower maintenance; stands by while a pgqd ticks the same database.
+ * export const ticker = Ticker.run({ maintenancePeriod: "5 minutes" }).pipe(
+ *   Effect.provide(Pgq.layer.pipe(Layer.provideMerge(database)))
+ * )
+ * ```
  *
  * @since 0.2.0
  * @category running

@@ -294,7 +294,9 @@ layer(tickerDbLayer, { excludeTestServices: true })("Ticker", (it) => {
     }))
 
   it.effect.skipIf(pgqdBinary === undefined)(
-    "stays off while a real pgqd ticks the database, and takes over when it stops",
+    pgqdBinary === undefined
+      ? "stays off while a real pgqd ticks the database (skipped: no pgqd binary; Debian: apt-get install pgqd)"
+      : "stays off while a real pgqd ticks the database, and takes over when it stops",
     () =>
       Effect.gen(function*() {
         const db = yield* TickerDb
