@@ -6,16 +6,13 @@
  * @since 0.1.0
  */
 import { PgClient } from "@effect/sql-pg"
-import { Config, Console, Effect, Layer, Option, type Redacted } from "effect"
+import { Console, Effect, Layer, Option, type Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
 import { Installer } from "../api/Installer.ts"
 import { daemon } from "./DaemonCommand.ts"
 import { ticker } from "./TickerCommand.ts"
+import { db } from "./flags.ts"
 
-const db = Flag.Redacted("db").pipe(
-  Flag.withDescription("PostgreSQL connection URL (default: $PGQ_DATABASE_URL)"),
-  Flag.withFallbackConfig(Config.Redacted("PGQ_DATABASE_URL"))
-)
 
 /** Runs `effect` with an Installer on the database of `--db`. */
 const withInstaller = <A, E>(url: Redacted.Redacted, effect: Effect.Effect<A, E, Installer>) =>

@@ -6,16 +6,12 @@
  * @since 0.2.0
  */
 import { PgClient } from "@effect/sql-pg"
-import { Config, Console, Effect, Layer } from "effect"
+import { Console, Effect, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
 import { Pgq } from "../api/Pgq.ts"
 import * as Ticker from "../daemon/Ticker.ts"
+import { db } from "./flags.ts"
 
-// Cli.ts's `--db`, repeated: Cli.ts imports this module, so importing its flag back would be a cycle.
-const db = Flag.Redacted("db").pipe(
-  Flag.withDescription("PostgreSQL connection URL (default: $PGQ_DATABASE_URL)"),
-  Flag.withFallbackConfig(Config.Redacted("PGQ_DATABASE_URL"))
-)
 
 const once = Flag.Boolean("once").pipe(
   Flag.withDescription("Move due retry events, tick, run one maintenance round, print what was done and exit"),

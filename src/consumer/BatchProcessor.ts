@@ -23,7 +23,7 @@
  */
 import { Cause, Data, Effect, Exit, Option, References, Stream, Tracer } from "effect"
 import { SqlClient } from "effect/sql"
-import { isSqlError, type SqlError } from "effect/sql/SqlError"
+import type { SqlError } from "effect/sql/SqlError"
 import type { NextBatch } from "../api/BatchInfo.ts"
 import { FailedEvents } from "../api/FailedEvents.ts"
 import type { BatchId } from "../api/Ids.ts"
@@ -41,6 +41,7 @@ import { ConsumerEvent } from "./ConsumerEvent.ts"
 import { type EventResult, Ok } from "./EventResult.ts"
 import * as FailurePolicy from "./FailurePolicy.ts"
 import * as Handler from "./Handler.ts"
+import { lostConnectionFirst } from "../internal/lostConnection.ts"
 
 /**
  * How a failing handler's writes are undone; see the module's documentation.
@@ -656,16 +657,3 @@ const isRecording = Effect.gen(function*() {
   return (yield* Effect.tracer) !== Tracer.nativeTracer
 })
 
-/**
- * When the connection is lost mid-batch, the statement fails, then the
- * ROLLBACK fails too and the transaction reports it as a defect. The server
- * has rolled back already: what the caller needs is the database error
- * (retryable), not a defect, nor a replay that cannot run on that connection.
- */
-const lostConnectionFirst = <E>(cause: Cause.Cause<E>): Effect.Effect<never, E | SqlError> => {
-  if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
-  for (const reason of cause.reasons) {
-    if (Cause.isDieReason(reason) && isSqlError(reason.defect)) return Effect.fail(reason.defect)
-  }
-  return Effect.failCause(cause)
-}

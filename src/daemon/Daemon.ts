@@ -45,7 +45,7 @@ export const run = (configFile: string) =>
     const url = typeof config.database.url === "string" ? Redacted.make(config.database.url) : config.database.url
     const database = PgClient.layer({
       url,
-      maxConnections: config.database.maxConnections ?? config.consumers.length + 2,
+      maxConnections: config.database.maxConnections ?? config.consumers.length + 5,
       applicationName: "effect-pgq daemon"
     })
     return yield* supervise(configFile, config, pidfile).pipe(

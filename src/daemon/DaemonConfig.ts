@@ -69,7 +69,7 @@ export interface DaemonConfig {
   readonly database: {
     /** A connection URL; keep passwords out of the file with `Redacted.make(process.env.…)`. */
     readonly url: string | Redacted.Redacted
-    /** Pool size. Default: one per consumer, plus two. */
+    /** Pool size. Default: one per consumer, plus five (the ticker's loops, the control endpoint). */
     readonly maxConnections?: number | undefined
   }
   readonly consumers: ReadonlyArray<ConsumerDefinition>

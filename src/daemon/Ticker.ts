@@ -28,14 +28,14 @@
  *
  * @since 0.2.0
  */
-import { Cause, Context, DateTime, Duration, Effect, Fiber, Option, Predicate, Schema, type Scope } from "effect"
+import { Context, DateTime, Duration, Effect, Fiber, Option, Predicate, Schema, type Scope } from "effect"
 import { SqlClient } from "effect/sql"
-import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import { type MaintOperation, Pgq } from "../api/Pgq.ts"
 import type { PgqError, PgqNotInstalled } from "../api/PgqError.ts"
 import { DEFAULT_WAKE_CHANNEL } from "../consumer/Consumer.ts"
 import { findAll, findOne } from "../internal/rows.ts"
 import { makeSqlRunner, type SqlRunner } from "../internal/sqlRunner.ts"
+import { lostConnectionFirst } from "../internal/lostConnection.ts"
 
 /**
  * What the ticker does while a pgqd ticks the same database:
@@ -279,19 +279,6 @@ const tickRound = (env: Env, wakeChannel: string | false, previous: LastTicks | 
     })).pipe(Effect.catchCause(lostConnectionFirst))
   )
 
-/**
- * When the connection is lost mid-transaction, the statement fails, then the
- * ROLLBACK fails too and the transaction reports that as a defect. The
- * server has rolled back already: what the loop needs is the database error
- * (retryable), not a defect. (The consumer's batch transaction does the same.)
- */
-const lostConnectionFirst = <E>(cause: Cause.Cause<E>): Effect.Effect<never, E | SqlError> => {
-  if (Cause.hasInterrupts(cause)) return Effect.failCause(cause)
-  for (const reason of cause.reasons) {
-    if (Cause.isDieReason(reason) && isSqlError(reason.defect)) return Effect.fail(reason.defect)
-  }
-  return Effect.failCause(cause)
-}
 
 // ---------------------------------------------------------------------------
 // Retry
