@@ -155,7 +155,17 @@ const ConfigSchema = Schema.Struct({
       { expected: "each (queue, consumer) pair at most once" }
     )
   ),
-  ticker: Schema.optional(Schema.Union([Schema.Boolean, Schema.Record(Schema.String, Schema.Unknown)])),
+  ticker: Schema.optional(Schema.Union([
+    Schema.Boolean,
+    Schema.Struct({
+      tickerPeriod: Schema.optional(duration),
+      retryPeriod: Schema.optional(duration),
+      maintenancePeriod: Schema.optional(duration),
+      wakeChannel: Schema.optional(Schema.Union([nonEmpty, Schema.Literal(false)])),
+      whenPgqdRuns: Schema.optional(Schema.Literals(["stay-off", "run"])),
+      pgqdCheckPeriod: Schema.optional(duration)
+    })
+  ])),
   control: Schema.optional(Schema.Union([
     Schema.Literal(false),
     Schema.Struct({ host: Schema.optional(nonEmpty), port }),

@@ -97,8 +97,8 @@ export type LogLevelName = typeof logLevels[number]
  * @category schemas
  */
 export const LogLevelName = oneOf(logLevels, SchemaTransformation.toUpperCase()).annotate({
-  identifier: "LogLevelName",
-  description: "DEBUG, VERBOSE, NOTICE, WARNING, ERROR or FATAL (any case)"
+  description: "DEBUG, VERBOSE, NOTICE, WARNING, ERROR or FATAL (any case)",
+  expected: "one of DEBUG, VERBOSE, NOTICE, WARNING, ERROR, FATAL"
 })
 
 const defaultLevel: LogLevelName = "NOTICE"
@@ -175,7 +175,10 @@ export const lessVerbose = (level: LogLevelName): LogLevelName =>
  * @since 0.2.0
  * @category schemas
  */
-export const LogFormat = oneOf(["text", "json"], SchemaTransformation.toLowerCase()).annotate({ identifier: "LogFormat", description: "text or json" })
+export const LogFormat = oneOf(["text", "json"], SchemaTransformation.toLowerCase()).annotate({
+  description: "text or json",
+  expected: "text or json"
+})
 
 /**
  * @since 0.2.0
