@@ -41,19 +41,19 @@ export const run = (configFile: string) =>
   Effect.gen(function*() {
     const config = yield* DaemonConfig.load(configFile)
     const pidfile = DaemonConfig.pidfileOf(configFile, config)
-    yield* Pidfile.hold(pidfile)
     const url = typeof config.database.url === "string" ? Redacted.make(config.database.url) : config.database.url
     const database = PgClient.layer({
       url,
       maxConnections: config.database.maxConnections ?? config.consumers.length + 5,
       applicationName: "effect-pgq daemon"
     })
-    return yield* supervise(configFile, config, pidfile).pipe(
-      Effect.provide(Layer.mergeAll(PgqServices.layer, DaemonLogger.layer(config.logging ?? {})).pipe(
-        Layer.provideMerge(database)
-      ))
+    // The logger first, so that even the pidfile's notices reach the log file.
+    return yield* Effect.andThen(Pidfile.hold(pidfile), supervise(configFile, config, pidfile)).pipe(
+      Effect.scoped,
+      Effect.provide(PgqServices.layer.pipe(Layer.provideMerge(database))),
+      Effect.provide(DaemonLogger.layer(config.logging ?? {}))
     )
-  }).pipe(Effect.scoped)
+  })
 
 const supervise = (configFile: string, config: DaemonConfig.DaemonConfig, pidfile: string) =>
   Effect.gen(function*() {

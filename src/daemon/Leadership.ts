@@ -12,7 +12,7 @@
  * @since 0.2.0
  */
 import { PgClient, PgConnection } from "@effect/sql-pg"
-import { Data, Duration, Effect, Exit, Option, Scope } from "effect"
+import { Data, Duration, Effect, Exit, Option, Queue, Scope } from "effect"
 
 /**
  * The lock's connection was lost while this instance was the active one.
@@ -26,7 +26,7 @@ export class LeadershipLost extends Data.TaggedError("LeadershipLost")<{ readonl
   }
 }
 
-/** How often a standby tries the lock, and the active instance checks its lock connection. */
+/** How often a standby tries the lock. */
 const CHECK_INTERVAL = Duration.seconds(2)
 
 const TRY_LOCK = "select pg_try_advisory_lock(hashtextextended($1, 0)) as locked"
@@ -53,7 +53,7 @@ export const whileLeader = <A, E, R>(
     let waiting = false
     while (true) {
       const scope = yield* Scope.make()
-      const held = yield* PgConnection.make(client.value.config).pipe(
+      const held = yield* PgConnection.make({ ...client.value.config, keepAlive: client.value.config.keepAlive ?? "10 seconds" }).pipe(
         Effect.flatMap((connection) =>
           Effect.map(connection.queryValues(TRY_LOCK, [key]), (rows) => rows[0]?.[0] === true ? Option.some(connection) : Option.none())
         ),
@@ -78,11 +78,13 @@ export const whileLeader = <A, E, R>(
     }
   })
 
-/** Fails once the lock's connection stops answering. */
+/**
+ * Fails once the lock's connection is gone: a listener's queue fails as soon
+ * as its socket closes, and TCP keepalive (see `whileLeader`) closes a socket
+ * whose server went silent.
+ */
 const watch = (connection: PgConnection.PgConnection): Effect.Effect<never, LeadershipLost> =>
-  Effect.forever(
-    Effect.andThen(
-      Effect.sleep(CHECK_INTERVAL),
-      Effect.mapError(connection.queryValues("select 1"), (error) => new LeadershipLost({ reason: error.message }))
-    )
+  Effect.flatMap(connection.listen("effect_pgq_leadership"), (closed) => Effect.forever(Queue.take(closed))).pipe(
+    Effect.scoped,
+    Effect.mapError((error) => new LeadershipLost({ reason: error.message }))
   )

@@ -16,7 +16,7 @@ import { Cause, Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option
 import * as Consumer from "../consumer/Consumer.ts"
 import type { ConsumerEvent } from "../consumer/ConsumerEvent.ts"
 import { type ConsumerDefinition, type DaemonServices, keyOf } from "./DaemonConfig.ts"
-import { whileLeader } from "./Leadership.ts"
+import { LeadershipLost, whileLeader } from "./Leadership.ts"
 
 /**
  * @since 0.2.0
@@ -125,9 +125,15 @@ export const make: Effect.Effect<Supervisor["Service"], never, Scope.Scope | Dae
           const error = exit.cause
           entry.status.lastError = describe(error)
           entry.status.restarts++
+          entry.status.state = "backoff"
+          // A lost lock connection (the database restarting, say) is no fault of the consumer: back to standby at once.
+          if (isLeadershipLost(error)) {
+            yield* Effect.logWarning(entry.status.lastError)
+            yield* Effect.raceFirst(Effect.sleep(RESTART_BASE_MILLIS), Deferred.await(entry.stopping))
+            continue
+          }
           failures = (yield* Clock.currentTimeMillis) - startedAt > HEALTHY_MILLIS ? 0 : failures + 1
           const delay = Math.min(RESTART_MAX_MILLIS, RESTART_BASE_MILLIS * 2 ** Math.max(0, failures - 1))
-          entry.status.state = "backoff"
           yield* Effect.logError(`consumer failed, restarting in ${Duration.format(Duration.millis(delay))}: ${entry.status.lastError}`)
           yield* Effect.raceFirst(Effect.sleep(delay), Deferred.await(entry.stopping))
         }
@@ -273,6 +279,9 @@ const fingerprintOf = (definition: ConsumerDefinition): string =>
     definition,
     (_key, value: unknown) => typeof value === "function" || typeof value === "bigint" ? String(value) : value
   )
+
+const isLeadershipLost = (cause: Cause.Cause<unknown>): boolean =>
+  cause.reasons.some((reason) => Cause.isFailReason(reason) && reason.error instanceof LeadershipLost)
 
 /** `Tag: message` for a tagged error, else the first line of the cause. */
 const describe = (cause: Cause.Cause<unknown>): string => {
