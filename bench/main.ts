@@ -6,6 +6,13 @@
  *   consume   Consumer throughput against a raw-SQL loop, with a no-op handler
  *             (--batches, --batch-size) and with one INSERT per event
  *             (--insert-batches, default 50)
+ *   latency   a real daemon with its built-in ticker: insert committed to handler
+ *             start, p50/p99, at the defaults and with ticker_max_lag and
+ *             tickerPeriod lowered (--rate events/s, default 20;
+ *             --latency-seconds, default 30; --low-latency-ms, default 50)
+ *   idle      a real daemon with idle consumers: its CPU and RSS
+ *             (--consumers, default 10; --idle-seconds sampled, default 30;
+ *             --settle-seconds before sampling, default 5)
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
@@ -16,6 +23,8 @@ import { Producer } from "../src/api/Producer.ts"
 import { FailedEvents } from "../src/api/FailedEvents.ts"
 import * as DevDatabase from "../src/testing/DevDatabase.ts"
 import { consume } from "./consume.ts"
+import { idle } from "./idle.ts"
+import { latency } from "./latency.ts"
 import { produce } from "./produce.ts"
 
 const args = process.argv.slice(2)
@@ -37,6 +46,16 @@ const benches: Record<string, Effect.Effect<void, unknown, BenchServices>> = {
     batchSize: flag("batch-size", 1000),
     runs,
     insertBatches: flag("insert-batches", 50)
+  }),
+  latency: latency({
+    rate: flag("rate", 20),
+    seconds: flag("latency-seconds", 30),
+    lowLatencyMs: flag("low-latency-ms", 50)
+  }),
+  idle: idle({
+    consumers: flag("consumers", 10),
+    seconds: flag("idle-seconds", 30),
+    settleSeconds: flag("settle-seconds", 5)
   })
 }
 
