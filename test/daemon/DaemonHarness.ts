@@ -13,6 +13,7 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as TestDb from "../TestDb.ts"
+import { isAlive } from "../../src/daemon/Pidfile.ts"
 
 /** The repository's root: config modules must live under it so that `import "effect"` resolves. */
 export const REPO = Path.resolve(import.meta.dirname, "../..")
@@ -77,15 +78,7 @@ const show = (value: unknown): string => {
   }
 }
 
-/** Whether a process with this pid exists (EPERM: it does, as someone else's). */
-export const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
+export { isAlive }
 
 /** SIGKILLs `pid` when the scope closes, if it is still alive then. */
 export const reap = (pid: number): Effect.Effect<void, never, Scope.Scope> =>
