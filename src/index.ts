@@ -72,6 +72,8 @@ export { type ConsumerState, type ConsumerStatus, Supervisor } from "./daemon/Su
 /** @since 0.2.0 */
 export * as Ticker from "./daemon/Ticker.ts"
 /** @since 0.2.0 */
+export * as QueueSettings from "./daemon/QueueSettings.ts"
+/** @since 0.2.0 */
 export {
   DaemonLogger,
   type DaemonLoggerOptions,

@@ -1,6 +1,6 @@
 /**
- * A daemon config: the orders queue's mailer, the built-in ticker, a control
- * endpoint on loopback, and a log file.
+ * A daemon config: the orders queue's mailer, a quick built-in ticker, a
+ * control endpoint on loopback.
  *
  *   PGQ_DATABASE_URL=postgres://… npx effect-pgq daemon start --config examples/daemon/effect-pgq.config.ts
  *
@@ -28,6 +28,9 @@ export default DaemonConfig.defineConfig({
       })
     }
   ],
+  // Events reach the mailer within about 100 ms (pgq's default ticker_max_lag is 3 s).
+  queues: { orders: { tickerMaxLag: "100 millis" } },
+  ticker: { tickerPeriod: "100 millis" },
   control: { port: 7787 },
   logging: { level: "NOTICE" },
   stopTimeout: "30 seconds"

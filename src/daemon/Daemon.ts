@@ -17,11 +17,13 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { Deferred, Duration, Effect, Layer, Queue, Redacted, type Scope } from "effect"
+import type { Pgq } from "../api/Pgq.ts"
 import * as PgqServices from "../api/Services.ts"
 import { serve } from "./ControlServer.ts"
 import * as DaemonConfig from "./DaemonConfig.ts"
 import { DaemonLogger } from "./Logger.ts"
 import * as Pidfile from "./Pidfile.ts"
+import * as QueueSettings from "./QueueSettings.ts"
 import * as Signals from "./Signals.ts"
 import { make as makeSupervisor, Supervisor } from "./Supervisor.ts"
 import * as Ticker from "./Ticker.ts"
@@ -61,6 +63,7 @@ const supervise = (configFile: string, config: DaemonConfig.DaemonConfig, pidfil
     const signals = yield* Signals.listen(["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2"])
     const supervisor = yield* makeSupervisor
     yield* Effect.addFinalizer(() => supervisor.kill)
+    yield* applyQueueSettings(config)
     yield* supervisor.apply(config.consumers)
     if (config.ticker !== false) {
       yield* Effect.forkScoped(Ticker.run(config.ticker === true || config.ticker === undefined ? {} : config.ticker))
@@ -83,7 +86,7 @@ const supervise = (configFile: string, config: DaemonConfig.DaemonConfig, pidfil
         yield* Deferred.succeed(exitCode, code)
       })
 
-    const onSignal = (signal: Signals.DaemonSignal): Effect.Effect<void, never, Scope.Scope> => {
+    const onSignal = (signal: Signals.DaemonSignal): Effect.Effect<void, never, Scope.Scope | Pgq> => {
       switch (signal) {
         case "SIGTERM":
           if (stopping) return kill(EXIT_SIGTERM)
@@ -103,6 +106,7 @@ const supervise = (configFile: string, config: DaemonConfig.DaemonConfig, pidfil
               return yield* Effect.logError(`reload ignored, the running config stays: ${reloaded.failure.message}`)
             }
             yield* Effect.logInfo("reloading the config")
+            yield* applyQueueSettings(reloaded.success)
             yield* supervisor.apply(reloaded.success.consumers)
           })
         case "SIGUSR1":
@@ -117,3 +121,10 @@ const supervise = (configFile: string, config: DaemonConfig.DaemonConfig, pidfil
     yield* Effect.logInfo(code === 0 ? "daemon stopped" : `daemon stopped (exit code ${code})`)
     return code
   }).pipe(Effect.scoped, Effect.annotateLogs({ pid: String(process.pid) }))
+
+/** A queue setting that cannot be applied (the database away, a queue missing) is logged; the consumers say the rest. */
+const applyQueueSettings = (config: DaemonConfig.DaemonConfig) =>
+  config.queues === undefined ? Effect.void : QueueSettings.apply(config.queues).pipe(
+    Effect.flatMap((applied) => Effect.logDebug(`applied ${applied} queue settings`)),
+    Effect.catch((error) => Effect.logError(`queue settings not applied: ${error.message}`))
+  )
