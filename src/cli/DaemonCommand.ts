@@ -9,6 +9,7 @@ import { Command, Flag } from "effect/cli"
 import { fileURLToPath } from "node:url"
 import type { DaemonStatus } from "../daemon/ControlServer.ts"
 import * as Daemon from "../daemon/Daemon.ts"
+import * as DaemonConfig from "../daemon/DaemonConfig.ts"
 import * as DaemonControl from "../daemon/DaemonControl.ts"
 
 const config = Flag.String("config").pipe(
@@ -63,9 +64,13 @@ const kill = Command.make("kill", { config }, ({ config }) =>
   )).pipe(Command.withDescription("Stop now (SIGINT): batches in flight roll back and are delivered again later"))
 
 const reload = Command.make("reload", { config }, ({ config }) =>
-  Effect.flatMap(
-    DaemonControl.signal(config, "SIGHUP"),
-    (pid) => Console.log(`asked pid ${pid} to reload its config and reopen its log file`)
+  // A config that does not load is said here; the daemon would only log it and keep its own.
+  Effect.andThen(
+    DaemonConfig.load(config),
+    Effect.flatMap(
+      DaemonControl.signal(config, "SIGHUP"),
+      (pid) => Console.log(`asked pid ${pid} to reload its config and reopen its log file`)
+    )
   )).pipe(Command.withDescription("Re-read the config and apply what changed; reopen the log file (SIGHUP)"))
 
 const restart = Command.make("restart", { config }, ({ config }) =>

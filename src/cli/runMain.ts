@@ -6,6 +6,7 @@
  * @since 0.2.0
  */
 import { Runtime } from "effect"
+import * as Os from "node:os"
 import * as Signals from "../daemon/Signals.ts"
 
 /**
@@ -13,17 +14,19 @@ import * as Signals from "../daemon/Signals.ts"
  * @category running
  */
 export const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
-  let interrupted = false
+  let interruptedBy: NodeJS.Signals | undefined = undefined
   const onSignal = (signal: NodeJS.Signals) => {
     if (Signals.isClaimed(signal)) return
-    interrupted = true
+    interruptedBy = signal
     fiber.interruptUnsafe(fiber.id)
   }
   fiber.addObserver((exit) => {
     process.removeListener("SIGINT", onSignal)
     process.removeListener("SIGTERM", onSignal)
     teardown(exit, (code) => {
-      if (interrupted || code !== 0) process.exit(code)
+      // The conventional code of the signal that ended it: 128 + its number.
+      if (interruptedBy !== undefined) process.exit(128 + (Os.constants.signals[interruptedBy] ?? 0))
+      if (code !== 0) process.exit(code)
     })
   })
   process.on("SIGINT", onSignal)

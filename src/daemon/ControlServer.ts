@@ -72,7 +72,11 @@ export const serve = (
     const status: Effect.Effect<DaemonStatus> = Effect.gen(function*() {
       const consumers = yield* supervisor.status
       // One query for all; a database that is away leaves lag unknown, not the endpoint broken.
-      const infos = yield* Effect.option(pgq.listConsumers())
+      const infos = yield* Effect.option(pgq.listConsumers()).pipe(
+        // A database that is slow to answer must not hang the endpoint.
+        Effect.timeoutOption("2 seconds"),
+        Effect.map(Option.flatten)
+      )
       const lagOf = (c: ConsumerStatus) =>
         Option.flatMap(infos, (all) =>
           Option.fromNullishOr(all.find((info) => info.queueName === c.queue && info.consumerName === c.consumer)))
@@ -130,6 +134,8 @@ export const serve = (
         const shown = "socket" in address ? address.socket : `${address.host ?? "127.0.0.1"}:${address.port}`
         server.once("error", (error) => resume(Effect.fail(new ControlEndpointError({ address: shown, reason: error.message }))))
         const listening = () => {
+          // Later errors (EMFILE on accept, say) are logged; the daemon goes on.
+          server.on("error", (error) => Effect.runFork(Effect.logError(`control endpoint: ${error.message}`)))
           const bound = server.address()
           resume(Effect.succeed(
             typeof bound === "string" || bound === null ? String(bound) : `${bound.address}:${bound.port}`

@@ -16,7 +16,7 @@
  * @since 0.2.0
  */
 import { PgClient } from "@effect/sql-pg"
-import { Deferred, Duration, Effect, Layer, Queue, Redacted, type Scope } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Queue, Redacted, type Scope, Semaphore } from "effect"
 import type { Pgq } from "../api/Pgq.ts"
 import * as PgqServices from "../api/Services.ts"
 import { serve } from "./ControlServer.ts"
@@ -41,7 +41,11 @@ const EXIT_SIGTERM = 143
  */
 export const run = (configFile: string) =>
   Effect.gen(function*() {
-    const config = yield* DaemonConfig.load(configFile)
+    // Listened to from the first moment: a SIGHUP or SIGUSR1 while the daemon starts waits its
+    // turn, instead of ending the process (SIGHUP's default) or opening the inspector (SIGUSR1's).
+    // SIGTERM and SIGINT interrupt the start until the daemon is up.
+    const signals = yield* Signals.listen(["SIGHUP", "SIGUSR1", "SIGUSR2"])
+    const config = yield* loadConfig(configFile)
     const pidfile = DaemonConfig.pidfileOf(configFile, config)
     const url = typeof config.database.url === "string" ? Redacted.make(config.database.url) : config.database.url
     const database = PgClient.layer({
@@ -50,17 +54,39 @@ export const run = (configFile: string) =>
       applicationName: "effect-pgq daemon"
     })
     // The logger first, so that even the pidfile's notices reach the log file.
-    return yield* Effect.andThen(Pidfile.hold(pidfile), supervise(configFile, config, pidfile)).pipe(
+    return yield* Effect.andThen(Pidfile.hold(pidfile), supervise(configFile, config, pidfile, signals)).pipe(
       Effect.scoped,
       Effect.provide(PgqServices.layer.pipe(Layer.provideMerge(database))),
       Effect.provide(DaemonLogger.layer(config.logging ?? {}))
     )
-  })
+  }).pipe(Effect.scoped)
 
-const supervise = (configFile: string, config: DaemonConfig.DaemonConfig, pidfile: string) =>
+/** A config module that never finishes loading (a top-level await on nothing) must not hang the daemon. */
+const loadConfig = (configFile: string) =>
+  DaemonConfig.load(configFile).pipe(
+    Effect.timeoutOrElse({
+      duration: CONFIG_LOAD_TIMEOUT,
+      orElse: () =>
+        Effect.fail(
+          new DaemonConfig.DaemonConfigError({
+            file: configFile,
+            reason: `did not finish loading within ${Duration.format(CONFIG_LOAD_TIMEOUT)}`
+          })
+        )
+    })
+  )
+
+const CONFIG_LOAD_TIMEOUT = Duration.seconds(30)
+
+const supervise = (
+  configFile: string,
+  config: DaemonConfig.DaemonConfig,
+  pidfile: string,
+  signals: Queue.Queue<Signals.DaemonSignal>
+) =>
   Effect.gen(function*() {
     const logger = yield* DaemonLogger
-    const signals = yield* Signals.listen(["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2"])
+    yield* Signals.listen(["SIGTERM", "SIGINT"], signals)
     const supervisor = yield* makeSupervisor
     yield* Effect.addFinalizer(() => supervisor.kill)
     yield* applyQueueSettings(config)
@@ -77,15 +103,36 @@ const supervise = (configFile: string, config: DaemonConfig.DaemonConfig, pidfil
 
     const exitCode = yield* Deferred.make<number>()
     const stopTimeout = Duration.fromInputUnsafe(config.stopTimeout ?? "30 seconds")
+    const oneReload = yield* Semaphore.make(1)
     let stopping = false
+    let reload: Fiber.Fiber<void> | undefined = undefined
+
+    /** Ends whatever a reload is doing: the daemon is stopping. */
+    const cancelReload = Effect.suspend(() => reload === undefined ? Effect.void : Fiber.interrupt(reload))
 
     const kill = (code: number) =>
       Effect.gen(function*() {
+        stopping = true
         yield* Effect.logWarning("killing: batches in flight roll back")
+        yield* cancelReload
         yield* supervisor.kill
         yield* Deferred.succeed(exitCode, code)
       })
 
+    const reloadConfig = Effect.gen(function*() {
+      yield* logger.reopen.pipe(Effect.catch((error) => Effect.logError(`log file not reopened: ${error.message}`)))
+      const reloaded = yield* Effect.result(loadConfig(configFile))
+      if (reloaded._tag === "Failure") {
+        return yield* Effect.logError(`reload ignored, the running config stays: ${reloaded.failure.message}`)
+      }
+      if (stopping) return
+      yield* Effect.logInfo("reloading the config")
+      yield* applyQueueSettings(reloaded.success)
+      yield* supervisor.apply(reloaded.success.consumers, stopTimeout)
+    })
+
+    // Stop and kill are handled here and at once; a reload runs beside, one at a time, so that a
+    // slow one (a consumer finishing its batch) never holds up a stop.
     const onSignal = (signal: Signals.DaemonSignal): Effect.Effect<void, never, Scope.Scope | Pgq> => {
       switch (signal) {
         case "SIGTERM":
@@ -93,21 +140,16 @@ const supervise = (configFile: string, config: DaemonConfig.DaemonConfig, pidfil
           stopping = true
           return Effect.gen(function*() {
             yield* Effect.logInfo(`stopping: batches in hand commit (at most ${Duration.format(stopTimeout)})`)
+            yield* cancelReload
             const outcome = yield* supervisor.stop(stopTimeout)
             yield* Deferred.succeed(exitCode, outcome === "graceful" ? 0 : EXIT_SIGTERM)
           }).pipe(Effect.forkScoped, Effect.asVoid)
         case "SIGINT":
           return kill(EXIT_SIGINT)
         case "SIGHUP":
+          if (stopping) return Effect.logInfo("reload ignored: the daemon is stopping")
           return Effect.gen(function*() {
-            yield* logger.reopen.pipe(Effect.catch((error) => Effect.logError(`log file not reopened: ${error.message}`)))
-            const reloaded = yield* Effect.result(DaemonConfig.load(configFile))
-            if (reloaded._tag === "Failure") {
-              return yield* Effect.logError(`reload ignored, the running config stays: ${reloaded.failure.message}`)
-            }
-            yield* Effect.logInfo("reloading the config")
-            yield* applyQueueSettings(reloaded.success)
-            yield* supervisor.apply(reloaded.success.consumers)
+            reload = yield* Effect.forkScoped(oneReload.withPermits(1)(reloadConfig))
           })
         case "SIGUSR1":
           return Effect.flatMap(logger.more, (level) => Effect.logInfo(`log level ${level}`))
@@ -116,7 +158,12 @@ const supervise = (configFile: string, config: DaemonConfig.DaemonConfig, pidfil
       }
     }
 
-    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(signals), onSignal)))
+    yield* Effect.forkScoped(Effect.forever(
+      Effect.flatMap(Queue.take(signals), (signal) =>
+        onSignal(signal).pipe(
+          Effect.catchCause((cause) => Effect.logError(`handling ${signal} failed`, cause))
+        ))
+    ))
     const code = yield* Deferred.await(exitCode)
     yield* Effect.logInfo(code === 0 ? "daemon stopped" : `daemon stopped (exit code ${code})`)
     return code

@@ -43,8 +43,7 @@ export class DaemonControlError extends Data.TaggedError("DaemonControlError")<{
  */
 export const signal = (configFile: string, signal: DaemonSignal) =>
   Effect.gen(function*() {
-    const config = yield* DaemonConfig.load(configFile)
-    const pidfile = DaemonConfig.pidfileOf(configFile, config)
+    const pidfile = yield* pidfileFor(configFile)
     const pid = yield* Pidfile.running(pidfile)
     if (Option.isNone(pid)) return yield* new DaemonNotRunning({ pidfile })
     yield* Effect.sync(() => process.kill(pid.value, signal))
@@ -60,9 +59,10 @@ export const signal = (configFile: string, signal: DaemonSignal) =>
  */
 export const stop = (configFile: string, how: "SIGTERM" | "SIGINT") =>
   Effect.gen(function*() {
-    const config = yield* DaemonConfig.load(configFile)
+    const config = yield* Effect.option(DaemonConfig.load(configFile))
+    const stopTimeout = Option.match(config, { onNone: () => undefined, onSome: (c) => c.stopTimeout })
     const pid = yield* signal(configFile, how)
-    const patience = Duration.sum(Duration.fromInputUnsafe(config.stopTimeout ?? "30 seconds"), Duration.seconds(10))
+    const patience = Duration.sum(Duration.fromInputUnsafe(stopTimeout ?? "30 seconds"), Duration.seconds(10))
     yield* Effect.sync(() => Pidfile.isAlive(pid)).pipe(
       Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (alive) => !alive }),
       Effect.timeoutOrElse({
@@ -135,22 +135,16 @@ export const startDetached = (configFile: string, cliMain: string) =>
  */
 export const status = (configFile: string) =>
   Effect.gen(function*() {
-    const config = yield* DaemonConfig.load(configFile)
-    const pidfile = DaemonConfig.pidfileOf(configFile, config)
+    const pidfile = yield* pidfileFor(configFile)
     const pid = yield* Pidfile.running(pidfile)
     if (Option.isNone(pid)) return yield* new DaemonNotRunning({ pidfile })
-    if (config.control === undefined || config.control === false) {
-      return { pid: pid.value, status: Option.none<DaemonStatus>() }
-    }
-    // The address the daemon recorded wins: with port 0 only it knows the port.
+    // The address the daemon recorded: with port 0 only it knows the port.
     const recorded = yield* Pidfile.readControl(pidfile)
-    const address = Option.match(recorded, {
-      onNone: () => config.control as DaemonConfig.ControlAddress,
-      onSome: (text): DaemonConfig.ControlAddress => {
-        const match = /^(.*):(\d+)$/.exec(text)
-        return match === null ? { socket: text } : { host: match[1]!, port: Number(match[2]) }
-      }
-    })
+    if (Option.isNone(recorded)) return { pid: pid.value, status: Option.none<DaemonStatus>() }
+    const match = /^(.*):(\d+)$/.exec(recorded.value)
+    const address: DaemonConfig.ControlAddress = match === null
+      ? { socket: recorded.value }
+      : { host: match[1]!, port: Number(match[2]) }
     const body = yield* get(address, "/status")
     return { pid: pid.value, status: Option.some(JSON.parse(body) as DaemonStatus) }
   })
@@ -175,5 +169,18 @@ const get = (address: DaemonConfig.ControlAddress, path: string) =>
     request.on("error", (error) =>
       resume(Effect.fail(new DaemonControlError({ reason: `control endpoint unreachable: ${error.message}` }))))
   })
+
+/**
+ * The pidfile of a config. A config that no longer loads (a typo saved while
+ * the daemon runs) must not keep `stop` from stopping it: then the default
+ * pidfile beside it is used.
+ */
+const pidfileFor = (configFile: string): Effect.Effect<string> =>
+  DaemonConfig.load(configFile).pipe(
+    Effect.map((config) => DaemonConfig.pidfileOf(configFile, config)),
+    Effect.timeoutOption("10 seconds"),
+    Effect.orElseSucceed(() => Option.none<string>()),
+    Effect.map(Option.getOrElse(() => Path.resolve(Path.dirname(Path.resolve(configFile)), "effect-pgq.pid")))
+  )
 
 const lastLines = (text: string): string => text.trim().split(Os.EOL).slice(-5).join(" | ")

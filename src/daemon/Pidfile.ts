@@ -90,15 +90,20 @@ export const hold = (pidfile: string): Effect.Effect<void, DaemonAlreadyRunning 
       if (Option.isSome(existing) && existing.value !== process.pid) {
         if (isAlive(existing.value)) return yield* new DaemonAlreadyRunning({ pidfile, pid: existing.value })
         yield* Effect.logInfo(`removing stale pidfile ${pidfile} (pid ${existing.value} is gone)`)
+        yield* Effect.sync(() => Fs.rmSync(pidfile, { force: true }))
       }
-      yield* Effect.try({
-        try: () => {
-          Fs.rmSync(pidfile, { force: true })
-          // `wx`: two daemons starting at once cannot both write it.
-          Fs.writeFileSync(pidfile, `${process.pid}\n`, { flag: "wx", mode: 0o644 })
-        },
-        catch: (cause) => new PidfileError({ pidfile, reason: String((cause as Error).message ?? cause) })
-      })
+      // `wx`: of two daemons starting at once, one writes it and the other finds it there.
+      const written = yield* Effect.result(Effect.try({
+        try: () => Fs.writeFileSync(pidfile, `${process.pid}\n`, { flag: "wx", mode: 0o644 }),
+        catch: (cause) => cause as NodeJS.ErrnoException
+      }))
+      if (written._tag === "Failure") {
+        const now = yield* read(pidfile)
+        if (written.failure.code === "EEXIST" && Option.isSome(now)) {
+          return yield* new DaemonAlreadyRunning({ pidfile, pid: now.value })
+        }
+        return yield* new PidfileError({ pidfile, reason: written.failure.message })
+      }
     }),
     () =>
       Effect.gen(function*() {

@@ -26,16 +26,17 @@ export const isClaimed = (signal: string): boolean => (claims.get(signal) ?? 0) 
 
 /**
  * Listens to `signals` until the scope closes; each one received is offered
- * to the returned queue, in order.
+ * to the returned queue (`into`, when given), in order.
  *
  * @since 0.2.0
  * @category constructors
  */
 export const listen = (
-  signals: ReadonlyArray<DaemonSignal>
-): Effect.Effect<Queue.Dequeue<DaemonSignal>, never, Scope.Scope> =>
+  signals: ReadonlyArray<DaemonSignal>,
+  into?: Queue.Queue<DaemonSignal>
+): Effect.Effect<Queue.Queue<DaemonSignal>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const queue = yield* Queue.unbounded<DaemonSignal>()
+    const queue = into ?? (yield* Queue.unbounded<DaemonSignal>())
     yield* Effect.acquireRelease(
       Effect.sync(() => {
         const handlers = signals.map((signal) => {

@@ -57,8 +57,14 @@ export type StopOutcome = Consumer.StopOutcome
  */
 export class Supervisor extends Context.Service<Supervisor, {
   readonly status: Effect.Effect<ReadonlyArray<ConsumerStatus>>
-  /** Makes the running consumers match `definitions`. */
-  readonly apply: (definitions: ReadonlyArray<ConsumerDefinition>) => Effect.Effect<void>
+  /**
+   * Makes the running consumers match `definitions`; consumers removed or
+   * changed get `stopTimeout` (default 30 seconds) to finish their batch.
+   */
+  readonly apply: (
+    definitions: ReadonlyArray<ConsumerDefinition>,
+    stopTimeout?: Duration.Input | undefined
+  ) => Effect.Effect<void>
   /** The soft stop of every consumer, escalating to kill after `timeout`. */
   readonly stop: (timeout: Duration.Input) => Effect.Effect<StopOutcome>
   /** The hard stop of every consumer: batches in flight roll back. */
@@ -197,7 +203,7 @@ export const make: Effect.Effect<Supervisor["Service"], never, Scope.Scope | Dae
         if (entry.fiber !== undefined) yield* Fiber.interrupt(entry.fiber)
       })
 
-    const apply = (definitions: ReadonlyArray<ConsumerDefinition>) =>
+    const apply = (definitions: ReadonlyArray<ConsumerDefinition>, stopTimeout?: Duration.Input | undefined) =>
       Effect.gen(function*() {
         const wanted = new Map(definitions.map((definition) => [keyOf(definition), definition]))
         const changes: Array<Effect.Effect<void>> = []
@@ -205,7 +211,7 @@ export const make: Effect.Effect<Supervisor["Service"], never, Scope.Scope | Dae
           const next = wanted.get(key)
           if (next !== undefined && fingerprintOf(next) === entry.fingerprint) continue
           changes.push(Effect.gen(function*() {
-            yield* stopOne(entry, STOP_TIMEOUT_ON_RELOAD)
+            yield* stopOne(entry, stopTimeout ?? DEFAULT_STOP_TIMEOUT)
             supervised.delete(key)
             yield* Effect.logInfo(next === undefined ? "consumer removed" : "consumer changed, restarting").pipe(
               Effect.annotateLogs({ queue: entry.definition.queue, consumer: entry.definition.consumer })
@@ -233,8 +239,7 @@ export const make: Effect.Effect<Supervisor["Service"], never, Scope.Scope | Dae
   }
 )
 
-/** A consumer removed or changed by a reload gets this long to finish its batch. */
-const STOP_TIMEOUT_ON_RELOAD = "30 seconds"
+const DEFAULT_STOP_TIMEOUT = "30 seconds"
 
 /** Keeps the status in step with the consumer's lifecycle events. */
 const track = (entry: Supervised, event: ConsumerEvent) =>

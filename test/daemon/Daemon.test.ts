@@ -523,6 +523,37 @@ layer(daemonDbLayer, { excludeTestServices: true })("Daemon (real processes)", (
       assert.isFalse(yield* exists(dir.pidfile))
     }), TIMEOUT)
 
+  it.effect("signals while it starts wait their turn; stop works after the config stops loading", () =>
+    Effect.gen(function*() {
+      const { url } = yield* DaemonDb
+      const dir = yield* makeDir("d_early")
+      const spec = yield* newConsumer("dq")
+      // A config that takes a while to load, and says when it begins: SIGHUP and SIGUSR1 arrive
+      // while the daemon starts (before that, Node itself is still loading the command line).
+      const marker = `${dir.config}.loading`
+      yield* writeFile(
+        dir.config,
+        configSource(dir, { url, consumers: [spec] }).replace(
+          "export default",
+          `(await import("node:fs")).writeFileSync(${JSON.stringify(marker)}, "")\n` +
+            "await new Promise((resolve) => setTimeout(resolve, 1500))\nexport default"
+        )
+      )
+      const daemon = yield* startDaemon(dir.config)
+      yield* poll("the config to begin loading", exists(marker), (found) => found)
+      yield* daemon.signal("SIGHUP")
+      yield* daemon.signal("SIGUSR1")
+      yield* waitReady(dir, daemon, [spec])
+      assert.isTrue(Option.isNone(daemon.ended()), "SIGHUP during start must not end the daemon")
+      assert.notInclude(daemon.output(), "Debugger listening")
+
+      // A typo saved while it runs: stop still finds it through the pidfile beside the config.
+      yield* writeFile(dir.config, "export default {")
+      const stop = yield* daemonCommand("stop", dir.config)
+      assert.strictEqual(stop.code, 0, stop.stderr)
+      assert.deepStrictEqual(yield* daemon.exit(), { code: 0, signal: null })
+    }), TIMEOUT)
+
   it.effect("survives its database going away: backends terminated, PostgreSQL restarted", () =>
     Effect.gen(function*() {
       // A cluster of its own: restarting the shared one would break the other suites.
