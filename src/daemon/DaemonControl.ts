@@ -42,8 +42,10 @@ export class DaemonControlError extends Data.TaggedError("DaemonControlError")<{
  * @category commands
  */
 export const signal = (configFile: string, signal: DaemonSignal) =>
+  Effect.flatMap(locate(configFile), ({ pidfile }) => signalDaemon(pidfile, signal))
+
+const signalDaemon = (pidfile: string, signal: DaemonSignal) =>
   Effect.gen(function*() {
-    const pidfile = yield* pidfileFor(configFile)
     const pid = yield* Pidfile.running(pidfile)
     if (Option.isNone(pid)) return yield* new DaemonNotRunning({ pidfile })
     yield* Effect.sync(() => process.kill(pid.value, signal))
@@ -59,9 +61,8 @@ export const signal = (configFile: string, signal: DaemonSignal) =>
  */
 export const stop = (configFile: string, how: "SIGTERM" | "SIGINT") =>
   Effect.gen(function*() {
-    const config = yield* Effect.option(DaemonConfig.load(configFile))
-    const stopTimeout = Option.match(config, { onNone: () => undefined, onSome: (c) => c.stopTimeout })
-    const pid = yield* signal(configFile, how)
+    const { pidfile, stopTimeout } = yield* locate(configFile)
+    const pid = yield* signalDaemon(pidfile, how)
     const patience = Duration.sum(Duration.fromInputUnsafe(stopTimeout ?? "30 seconds"), Duration.seconds(10))
     yield* Effect.sync(() => Pidfile.isAlive(pid)).pipe(
       Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (alive) => !alive }),
@@ -76,8 +77,8 @@ export const stop = (configFile: string, how: "SIGTERM" | "SIGINT") =>
 
 /**
  * Starts the daemon in the background: a detached process with the heap cap
- * of the config, whose output goes to the config's log file (or to
- * `<pidfile>.out`). Returns once its pidfile names a live process, or fails
+ * of the config, whose stdout and stderr go to `<pidfile>.out` (its log
+ * lines to the config's log file, when it has one). Returns once its pidfile names a live process, or fails
  * with what the process printed when it ended instead.
  *
  * @since 0.2.0
@@ -135,7 +136,7 @@ export const startDetached = (configFile: string, cliMain: string) =>
  */
 export const status = (configFile: string) =>
   Effect.gen(function*() {
-    const pidfile = yield* pidfileFor(configFile)
+    const { pidfile } = yield* locate(configFile)
     const pid = yield* Pidfile.running(pidfile)
     if (Option.isNone(pid)) return yield* new DaemonNotRunning({ pidfile })
     // The address the daemon recorded: with port 0 only it knows the port.
@@ -171,16 +172,23 @@ const get = (address: DaemonConfig.ControlAddress, path: string) =>
   })
 
 /**
- * The pidfile of a config. A config that no longer loads (a typo saved while
- * the daemon runs) must not keep `stop` from stopping it: then the default
- * pidfile beside it is used.
+ * The pidfile and stop timeout of a config, from one load of it. A config
+ * that no longer loads (a typo saved while the daemon runs) must not keep
+ * `stop` from stopping it: then the default pidfile beside it is used.
  */
-const pidfileFor = (configFile: string): Effect.Effect<string> =>
+const locate = (
+  configFile: string
+): Effect.Effect<{ readonly pidfile: string; readonly stopTimeout: Duration.Input | undefined }> =>
   DaemonConfig.load(configFile).pipe(
-    Effect.map((config) => DaemonConfig.pidfileOf(configFile, config)),
     Effect.timeoutOption("10 seconds"),
-    Effect.orElseSucceed(() => Option.none<string>()),
-    Effect.map(Option.getOrElse(() => Path.resolve(Path.dirname(Path.resolve(configFile)), "effect-pgq.pid")))
+    Effect.orElseSucceed(() => Option.none<DaemonConfig.DaemonConfig>()),
+    Effect.map(Option.match({
+      onNone: () => ({
+        pidfile: Path.resolve(Path.dirname(Path.resolve(configFile)), "effect-pgq.pid"),
+        stopTimeout: undefined
+      }),
+      onSome: (config) => ({ pidfile: DaemonConfig.pidfileOf(configFile, config), stopTimeout: config.stopTimeout })
+    }))
   )
 
 const lastLines = (text: string): string => text.trim().split(Os.EOL).slice(-5).join(" | ")
