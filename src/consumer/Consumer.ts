@@ -52,7 +52,11 @@ export type ConsumerOptions<E, R> = BatchProcessor.ProcessorOptions<E, R> & Cons
  * @category models
  */
 export interface ConsumerSettings {
-  /** Wait when no batch is ready. Default 1 second. */
+  /**
+   * Wait when no batch is ready. Default 1 second. While an effect-pgq
+   * ticker is heard on the wake channel (it notifies every tick), the wait
+   * is 30 seconds or this, whichever is longer: the notifications end it.
+   */
   readonly idleDelay?: Duration.Input | undefined
   /** Wait after a batch was aborted, before it is tried again. Default 5 seconds. */
   readonly abortDelay?: Duration.Input | undefined

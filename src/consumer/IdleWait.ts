@@ -2,6 +2,14 @@
  * A consumer's wait when no batch is ready: a sleep, ended early by a
  * notification on the wake channel (payload: the queue's name, or empty).
  *
+ * The sleep is `delay` (the consumer's `idleDelay`) while no ticker is
+ * heard. An effect-pgq ticker notifies every tick and sends an empty
+ * notification every 10 seconds (`Ticker.HEARTBEAT`); while one has been
+ * heard within `HEARD_FOR`, nothing is missed by sleeping longer, so the
+ * sleep is `HEARD_FOR` and the consumer wakes only for ticks and
+ * heartbeats. A ticker that goes quiet (pgqd, which notifies nothing, took
+ * over) is noticed within `HEARD_FOR`, and polling resumes.
+ *
  * The listener has a connection of its own, outside the client's pool, so a
  * consumer on a one-connection pool still has that connection for its
  * batches. A listener that fails is dropped with its connection (its own
@@ -21,6 +29,9 @@ interface Listening {
 const RETRY_BASE_MILLIS = 1_000
 const RETRY_MAX_MILLIS = 60_000
 
+/** Three heartbeats: how long a ticker heard counts as alive. */
+const HEARD_FOR = Duration.seconds(30)
+
 /**
  * Makes the wait. Listening starts at the first wait, not before: a consumer
  * that always has batches never opens the connection.
@@ -36,6 +47,8 @@ export const make = Effect.fnUntraced(function*(queue: string, delay: Duration.D
   let listening: Option.Option<Listening> = Option.none()
   let failures = 0
   let nextAttemptAt = 0
+  /** When a notification for this queue (or all queues) last came; 0: never. */
+  let heardAt = 0
 
   /** Closes a failed listener's connection and sets when to try again. */
   const drop = (scope: Scope.Closeable) =>
@@ -74,11 +87,13 @@ export const make = Effect.fnUntraced(function*(queue: string, delay: Duration.D
     if (Option.isNone(listening)) return yield* Effect.sleep(delay)
     const current = listening.value
     const start = yield* Clock.currentTimeMillis
+    const wait = start - heardAt < Duration.toMillis(HEARD_FOR) ? Duration.max(delay, HEARD_FOR) : delay
     const woken = yield* Effect.result(Effect.andThen(
       // Notifications that came while the consumer was busy are about batches it has taken since.
       Queue.clear(current.notifications),
-      Effect.timeoutOption(untilWoken(current.notifications), delay)
+      Effect.timeoutOption(untilWoken(current.notifications), wait)
     ))
+    if (woken._tag === "Success" && Option.isSome(woken.success)) heardAt = yield* Clock.currentTimeMillis
     if (woken._tag === "Failure") {
       // The listening connection is gone: sleep out the rest, listen again after a backoff.
       yield* Effect.logDebug(`LISTEN ${channel} lost, polling until it is back`)

@@ -75,10 +75,10 @@ export interface DaemonConfig {
   }
   readonly consumers: ReadonlyArray<ConsumerDefinition>
   /**
-   * pgq settings of queues, by name, applied at start and at each reload.
-   * `{ orders: { tickerMaxLag: "50 millis" } }` with a 50 ms ticker period
-   * takes an event to its consumer in tens of milliseconds; pgq's default
-   * `ticker_max_lag` of 3 seconds makes that 1.5 s at the median.
+   * pgq settings of queues, by name, applied at start and at each reload
+   * (e.g. `{ orders: { tickerMaxCount: 5000 } }`). The built-in ticker's
+   * event ticks take an event to its consumer in tens of milliseconds
+   * whatever `tickerMaxLag` says; a pgqd honours only the queue's settings.
    */
   readonly queues?: Readonly<Record<string, QueueSettings>> | undefined
   /**
@@ -176,6 +176,7 @@ const ConfigSchema = Schema.Struct({
     Schema.Boolean,
     Schema.Struct({
       tickerPeriod: Schema.optional(duration),
+      eventTickPeriod: Schema.optional(Schema.Union([duration, Schema.Literal(false)])),
       retryPeriod: Schema.optional(duration),
       maintenancePeriod: Schema.optional(duration),
       wakeChannel: Schema.optional(Schema.Union([nonEmpty, Schema.Literal(false)])),

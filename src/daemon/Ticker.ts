@@ -4,7 +4,8 @@
  *
  * | loop | every (pgqd's setting, default) | runs |
  * |---|---|---|
- * | tick | `tickerPeriod` (`ticker_period`, 1 second) | `pgq.ticker()`, then a NOTIFY on `wakeChannel` for each queue that got a new tick (payload: the queue's name), sent with the tick's commit |
+ * | tick | `tickerPeriod` (`ticker_period`, 1 second) | `pgq.ticker()`, then a NOTIFY on `wakeChannel` for each queue that got a new tick (payload: the queue's name), sent with the tick's commit; every `HEARTBEAT` also an empty one |
+ * | event tick | `eventTickPeriod` (no pgqd equivalent, 50 ms) | a tick for each queue with events since its newest tick, with the same NOTIFY, in a loop inside PostgreSQL (`EventTicks`) |
  * | retry | `retryPeriod` (`retry_period`, 30 seconds) | `pgq.maint_retry_events()` until it returns 0 |
  * | maintenance | `maintenancePeriod` (`maint_period`, 120 seconds) | each step `pgq.maint_operations()` lists: table rotation step 1 per queue, step 2, VACUUM of pgq's busy tables (listed only when autovacuum is off), pgq_node / londiste steps |
  *
@@ -21,6 +22,15 @@
  * loops) while it finds one, and takes over once pgqd has been gone for two
  * checks in a row.
  *
+ * pgq ticks a queue with new events only once `ticker_max_lag` (3 seconds
+ * by default) has passed or `ticker_max_count` events wait, so with pgqd an
+ * event waits 1.5 seconds for its batch at the median. Event ticks make
+ * that tens of milliseconds without touching the queues' settings: a busy
+ * queue gets at most one extra tick per period, an idle one none, and the
+ * loop runs inside PostgreSQL, so an idle daemon spends nothing on it.
+ * Inserting into `pgq.tick` needs a superuser or pgq's owner; a role
+ * without that privilege is told once and keeps pgq's own thresholds.
+ *
  * In `run`, a lost connection is logged once and retried with backoff; any
  * other failure of a step is logged once and the step runs again at its
  * next period. `run` fails only on a database without pgq, at start; `once`
@@ -28,7 +38,8 @@
  *
  * @since 0.2.0
  */
-import { Context, DateTime, Duration, Effect, Fiber, Option, Predicate, Schema, type Scope } from "effect"
+import { Clock, Context, DateTime, Deferred, Duration, Effect, Fiber, Option, Predicate, Schema, type Scope } from "effect"
+import { PgClient } from "@effect/sql-pg"
 import { SqlClient } from "effect/sql"
 import { type MaintOperation, Pgq } from "../api/Pgq.ts"
 import type { PgqError, PgqNotInstalled } from "../api/PgqError.ts"
@@ -36,6 +47,7 @@ import { DEFAULT_WAKE_CHANNEL } from "../consumer/Consumer.ts"
 import { findAll, findOne } from "../internal/rows.ts"
 import { makeSqlRunner, type SqlRunner } from "../internal/sqlRunner.ts"
 import { lostConnectionFirst } from "../internal/lostConnection.ts"
+import * as EventTicks from "./EventTicks.ts"
 
 /**
  * What the ticker does while a pgqd ticks the same database:
@@ -56,6 +68,12 @@ export type WhenPgqdRuns = "stay-off" | "run"
 export interface TickerSettings {
   /** How often `pgq.ticker()` runs. Default 1 second, as pgqd's `ticker_period`. */
   readonly tickerPeriod?: Duration.Input | undefined
+  /**
+   * How often queues with new events get a tick, whatever pgq's
+   * `ticker_max_lag`: the wait of an event for its batch. Default 50
+   * milliseconds; `false` leaves ticking to pgq's thresholds, as pgqd does.
+   */
+  readonly eventTickPeriod?: Duration.Input | false | undefined
   /** How often due retry events go back into their queues. Default 30 seconds, as pgqd's `retry_period`. */
   readonly retryPeriod?: Duration.Input | undefined
   /** How often a maintenance round runs. Default 120 seconds, as pgqd's `maint_period`. */
@@ -155,6 +173,7 @@ export interface Ticker {
 
 interface Resolved {
   readonly tickerPeriod: Duration.Duration
+  readonly eventTickPeriod: Duration.Duration | false
   readonly retryPeriod: Duration.Duration
   readonly maintenancePeriod: Duration.Duration
   readonly wakeChannel: string | false
@@ -179,6 +198,9 @@ const resolve = Effect.fnUntraced(function*(settings: TickerSettings | undefined
   }
   return {
     tickerPeriod: yield* periodOf("tickerPeriod", settings?.tickerPeriod, "1 second"),
+    eventTickPeriod: settings?.eventTickPeriod === false
+      ? false
+      : yield* periodOf("eventTickPeriod", settings?.eventTickPeriod, "50 millis"),
     retryPeriod: yield* periodOf("retryPeriod", settings?.retryPeriod, "30 seconds"),
     maintenancePeriod: yield* periodOf("maintenancePeriod", settings?.maintenancePeriod, "120 seconds"),
     wakeChannel,
@@ -225,6 +247,16 @@ const standalone = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E
  */
 export const TICK_LOCK_KEY = 0x7067715f7469636bn
 
+/**
+ * How often a running ticker sends an empty notification on the wake
+ * channel. Consumers that hear it know a ticker notifies them of every
+ * tick, and poll only as a fallback (see the consumers' `idleDelay`).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const HEARTBEAT = Duration.seconds(10)
+
 const decodeLocked = findOne(Schema.Struct({ r: Schema.Boolean }))("pg_try_advisory_xact_lock()")
 const decodeLastTicks = findAll(Schema.Struct({ queue: Schema.String, tickId: Schema.BigInt }))
 
@@ -254,9 +286,10 @@ interface TickRound {
 /**
  * One transaction: the turn, `pgq.ticker()`, the queues whose newest tick
  * changed since `previous` (or since just before, without it), and their
- * notifications, which PostgreSQL delivers at commit, with the ticks.
+ * notifications, which PostgreSQL delivers at commit, with the ticks. With
+ * `heartbeat`, also an empty notification (see `HEARTBEAT`).
  */
-const tickRound = (env: Env, wakeChannel: string | false, previous: LastTicks | undefined) =>
+const tickRound = (env: Env, wakeChannel: string | false, previous: LastTicks | undefined, heartbeat = false) =>
   env.run(
     { operation: "Ticker.tick" },
     env.sql.withTransaction(Effect.gen(function*() {
@@ -269,15 +302,17 @@ const tickRound = (env: Env, wakeChannel: string | false, previous: LastTicks | 
       yield* env.pgq.ticker
       const after = yield* lastTicks(env)
       const ticked = Array.from(after).filter(([queue, tick]) => before.get(queue) !== tick).map(([queue]) => queue)
-      if (wakeChannel !== false && ticked.length > 0) {
+      const payloads = heartbeat ? [...ticked, ""] : ticked
+      if (wakeChannel !== false && payloads.length > 0) {
         yield* env.run(
           { operation: "Ticker.notify" },
-          env.sql.unsafe("select pg_notify($1, queue) from unnest($2::text[]) as queue", [wakeChannel, ticked])
+          env.sql.unsafe("select pg_notify($1, queue) from unnest($2::text[]) as queue", [wakeChannel, payloads])
         )
       }
       return { ticked: Option.some(ticked), lastTicks: Option.some(after) } satisfies TickRound
     })).pipe(Effect.catchCause(lostConnectionFirst))
   )
+
 
 
 // ---------------------------------------------------------------------------
@@ -430,6 +465,12 @@ export const detectPgqd: Effect.Effect<PgqdPresence, PgqError, SqlClient.SqlClie
 
 const isConnectionLoss = (error: PgqError): boolean => error._tag === "PgqSqlError" && error.isRetryable
 
+const isPermissionDenied = (error: PgqError): boolean => error._tag === "PgqSqlError" && error.sqlState === "42501"
+
+const eventTickDenied = (error: PgqError) =>
+  `event ticks are off: this role may not insert into pgq.tick (${error.message}); ` +
+  `queues tick at pgq's ticker_max_lag, or run the ticker as a superuser or pgq's owner`
+
 /** Backoff while the database is unreachable: 200 ms doubling, at most 30 s (as consumers do). */
 const reconnectDelay = (failures: number): Duration.Duration => Duration.millis(Math.min(30_000, 200 * 2 ** failures))
 
@@ -469,11 +510,16 @@ export const once = Effect.fn("Ticker.once")(
     }
     const retriesMoved = yield* drainRetries(env)
     const round = yield* tickRound(env, resolved.wakeChannel, undefined)
+    const eventTicked = resolved.eventTickPeriod === false || Option.isNone(round.ticked)
+      ? []
+      : yield* EventTicks.round(env.sql, env.run, TICK_LOCK_KEY, resolved.wakeChannel).pipe(
+        Effect.catchIf(isPermissionDenied, (error) => Effect.as(Effect.logWarning(eventTickDenied(error)), []))
+      )
     const maintenanceSteps = yield* maintenanceRound(env)
     return {
       pgqdRunning: false,
       tickerBusy: Option.isNone(round.ticked),
-      queuesTicked: Option.getOrElse(round.ticked, () => []),
+      queuesTicked: [...Option.getOrElse(round.ticked, () => []), ...eventTicked],
       retriesMoved,
       maintenanceSteps
     }
@@ -485,6 +531,8 @@ export const once = Effect.fn("Ticker.once")(
 interface Shared {
   state: TickerState
   standingBy: boolean
+  /** Done when standing by begins; a fresh one once it ends. */
+  standby: Deferred.Deferred<void>
   lastTicks: LastTicks | undefined
   lastTickAt: Option.Option<DateTime.Utc>
   queuesTicked: number
@@ -495,6 +543,7 @@ interface Shared {
 const makeShared = (): Shared => ({
   state: "starting",
   standingBy: false,
+  standby: Deferred.makeUnsafe<void>(),
   lastTicks: undefined,
   lastTickAt: Option.none(),
   queuesTicked: 0,
@@ -595,6 +644,7 @@ const watchPgqd = (env: Env, resolved: Resolved, shared: Shared) => {
         absentChecks = 0
         if (!shared.standingBy) {
           shared.standingBy = true
+          Deferred.doneUnsafe(shared.standby, Effect.void)
           shared.lastTicks = undefined
           shared.state = "standing-by"
           yield* Effect.logInfo(
@@ -603,6 +653,7 @@ const watchPgqd = (env: Env, resolved: Resolved, shared: Shared) => {
         }
       } else if (shared.standingBy && (first || ++absentChecks >= 2)) {
         shared.standingBy = false
+        shared.standby = Deferred.makeUnsafe<void>()
         shared.state = "ticking"
         yield* Effect.logInfo("pgqd no longer works on this database: the built-in ticker takes over")
       }
@@ -643,25 +694,54 @@ const watchPgqd = (env: Env, resolved: Resolved, shared: Shared) => {
 const runWith = (settings: TickerSettings | undefined, shared: Shared) =>
   Effect.gen(function*() {
     const resolved = yield* resolve(settings)
+    const { eventTickPeriod } = resolved
     const env = yield* environment
     yield* awaitPgq(env)
     const pgqd = watchPgqd(env, resolved, shared)
     if (resolved.whenPgqdRuns === "stay-off") yield* pgqd.first
     if (!shared.standingBy) shared.state = "ticking"
     yield* Effect.logInfo(
-      `ticker started: tick every ${Duration.format(resolved.tickerPeriod)}, retry every ${
+      `ticker started: tick every ${Duration.format(resolved.tickerPeriod)}${
+        eventTickPeriod === false ? "" : ` (queues with new events every ${Duration.format(eventTickPeriod)})`
+      }, retry every ${
         Duration.format(resolved.retryPeriod)
       }, maintenance every ${Duration.format(resolved.maintenancePeriod)}`
     )
 
+    let lastHeartbeatAt = 0
     const tick = Effect.gen(function*() {
-      const round = yield* tickRound(env, resolved.wakeChannel, shared.lastTicks)
+      const now = yield* Clock.currentTimeMillis
+      const heartbeat = now - lastHeartbeatAt >= Duration.toMillis(HEARTBEAT)
+      // Event ticks in between move the newest ticks: compare within the round, not with the last one.
+      const previous = eventTickPeriod === false ? shared.lastTicks : undefined
+      const round = yield* tickRound(env, resolved.wakeChannel, previous, heartbeat)
+      if (heartbeat && Option.isSome(round.ticked)) lastHeartbeatAt = now
       shared.lastTicks = Option.getOrUndefined(round.lastTicks)
       if (Option.isNone(round.ticked)) return yield* Effect.logDebug("another effect-pgq ticker had the turn")
       shared.lastTickAt = Option.some(yield* DateTime.now)
       shared.queuesTicked += round.ticked.value.length
       if (round.ticked.value.length > 0) yield* Effect.logDebug(`ticked ${round.ticked.value.join(", ")}`)
     })
+    const eventTickDenial = Deferred.makeUnsafe<void>()
+    const client = yield* Effect.serviceOption(PgClient.PgClient)
+    const eventTicks = (period: Duration.Duration) =>
+      Option.match(client, {
+        // The loop inside PostgreSQL, until its time is up or a pgqd is seen.
+        onSome: (client) =>
+          Effect.raceFirst(
+            EventTicks.session(env.run, client.config, TICK_LOCK_KEY, resolved.wakeChannel, period),
+            Deferred.await(shared.standby)
+          ),
+        // Another SqlClient: one round per period from here.
+        onNone: () =>
+          Effect.flatMap(EventTicks.round(env.sql, env.run, TICK_LOCK_KEY, resolved.wakeChannel), (ticked) => {
+            shared.queuesTicked += ticked.length
+            return ticked.length === 0 ? Effect.void : Effect.logDebug(`event tick: ${ticked.join(", ")}`)
+          })
+      }).pipe(
+        Effect.catchIf(isPermissionDenied, (error) =>
+          Effect.andThen(Effect.logWarning(eventTickDenied(error)), Deferred.succeed(eventTickDenial, undefined)))
+      )
     const retry = Effect.gen(function*() {
       const moved = yield* drainRetries(env)
       shared.retriesMoved += moved
@@ -677,6 +757,10 @@ const runWith = (settings: TickerSettings | undefined, shared: Shared) =>
 
     return yield* Effect.all([
       every("tick", resolved.tickerPeriod, shared, tick, onConnection),
+      eventTickPeriod === false ? Effect.never : Effect.raceFirst(
+        every("event tick", eventTickPeriod, shared, eventTicks(eventTickPeriod)),
+        Effect.andThen(Deferred.await(eventTickDenial), Effect.never)
+      ),
       every("retry", resolved.retryPeriod, shared, retry),
       every("maintenance", resolved.maintenancePeriod, shared, maintenance),
       resolved.whenPgqdRuns === "stay-off" ? pgqd.loop : Effect.never

@@ -1,12 +1,13 @@
 import { assert, layer } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
-import { Deferred, Duration, Effect, Fiber, Option, Schedule } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Option, Redacted, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
 import { Installer } from "../../src/api/Installer.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
 import type { PgqEvent } from "../../src/api/PgqEvent.ts"
 import { Producer } from "../../src/api/Producer.ts"
+import * as PgqServices from "../../src/api/Services.ts"
 import * as Consumer from "../../src/consumer/Consumer.ts"
 import * as EventResult from "../../src/consumer/EventResult.ts"
 import * as InteractiveConsumer from "../../src/consumer/InteractiveConsumer.ts"
@@ -237,6 +238,60 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("Consumer", (it) => {
       yield* pg.notify(Consumer.DEFAULT_WAKE_CHANNEL, queue)
       const data = yield* Deferred.await(processed).pipe(Effect.timeout("20 seconds"))
       assert.strictEqual(data, "wake up")
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("once it hears a ticker on the wake channel, an idle consumer stops polling and wakes for notifications", () =>
+    Effect.gen(function*() {
+      const pg = yield* PgClient.PgClient
+      const sql = yield* SqlClient.SqlClient
+      const { queue, consumer } = yield* setup(0)
+      const channel = TestDb.unique("wake")
+      const processed = yield* Deferred.make<string>()
+      // The consumer on a client of its own, whose sessions can be watched.
+      const applicationName = TestDb.unique("idle_consumer")
+      const fiber = yield* Effect.forkChild(Effect.scoped(Effect.flatMap(
+        Consumer.make({
+          queue,
+          consumer,
+          wakeChannel: channel,
+          idleDelay: "100 millis",
+          onEvent: (event) => Effect.asVoid(Deferred.succeed(processed, event.data ?? ""))
+        }),
+        (c) => c.run
+      )).pipe(
+        Effect.provide(Layer.fresh(PgqServices.layer).pipe(
+          Layer.provideMerge(PgClient.layer({ url: Redacted.make(TestDb.url), applicationName }))
+        ))
+      ))
+      yield* sql`select 1 from pg_stat_activity where query = ${`LISTEN "${channel}"`} or query = ${`LISTEN ${channel}`}`.pipe(
+        Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (rows) => rows.length > 0 }),
+        Effect.timeout("10 seconds")
+      )
+      // When the consumer's sessions last started a statement other than LISTEN: each poll is one.
+      const lastActive = Effect.map(
+        sql<{ readonly started: string | null }>`
+          select max(query_start)::text as started from pg_stat_activity
+          where application_name = ${applicationName} and query not like 'LISTEN%'`,
+        (rows) => rows[0]?.started ?? ""
+      )
+      const polled = (within: Duration.Input) =>
+        Effect.gen(function*() {
+          const before = yield* lastActive
+          yield* Effect.sleep(within)
+          return (yield* lastActive) !== before
+        })
+      assert.isTrue(yield* polled("1 second"), "polls every idleDelay while no ticker is heard")
+
+      // A ticker's heartbeat: an empty notification.
+      yield* pg.notify(channel, "")
+      yield* Effect.sleep("300 millis")
+      assert.isFalse(yield* polled("1500 millis"), "no polling while a ticker is heard")
+
+      yield* (yield* Producer).send(queue, { type: "t", data: "woken" })
+      yield* TestDb.tick(queue)
+      yield* pg.notify(channel, queue)
+      assert.strictEqual(yield* Deferred.await(processed).pipe(Effect.timeout("5 seconds")), "woken")
       yield* Fiber.interrupt(fiber)
     }))
 

@@ -6,7 +6,7 @@
 import { NodeServices } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Context, Deferred, Effect, Fiber, Layer, Option, Queue, Redacted, Schedule, Stream } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Logger, Option, Queue, Redacted, Schedule, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
@@ -70,6 +70,19 @@ const eagerQueue = (options?: { readonly consumer?: boolean }) =>
 const lastTickOf = (queue: string) =>
   Effect.gen(function*() {
     return (yield* (yield* Pgq).getQueueInfo(queue)).lastTickId
+  })
+
+/**
+ * A queue past pgq's start-up ticks, with one event: pgq ticks a queue at
+ * each round until it has two ticks, and a fresh queue's first event does
+ * not move its sequence's value (`pgq.seq_getval` reads 1 before and after),
+ * so only later events show as new.
+ */
+const settledQueue = (queue: string) =>
+  Effect.gen(function*() {
+    yield* (yield* Producer).send(queue, { type: "t", data: "first" })
+    yield* Ticker.once({ eventTickPeriod: false })
+    yield* Ticker.once({ eventTickPeriod: false })
   })
 
 /** Where `pgqd` is on PATH, if it is. */
@@ -146,6 +159,97 @@ layer(tickerDbLayer, { excludeTestServices: true })("Ticker", (it) => {
       yield* ticker.stop
       assert.strictEqual((yield* ticker.status).state, "stopped")
       yield* Fiber.interrupt(consumerFiber)
+    }))
+
+  it.effect("event ticks: a queue at pgq's default thresholds is ticked as soon as it has events, and only then", () =>
+    Effect.gen(function*() {
+      const pgq = yield* Pgq
+      const queue = TestDb.unique("tq")
+      yield* pgq.createQueue(queue)
+      const consumer = TestDb.unique("c")
+      yield* pgq.registerConsumer(queue, consumer)
+      yield* settledQueue(queue)
+      yield* (yield* Producer).send(queue, { type: "t", data: "prompt" })
+
+      // pgq's own thresholds (3 seconds, 500 events) call for no tick yet.
+      const thresholdsOnly = yield* Ticker.once({ eventTickPeriod: false })
+      assert.notInclude(thresholdsOnly.queuesTicked, queue)
+      const report = yield* Ticker.once()
+      assert.include(report.queuesTicked, queue)
+      assert.notInclude((yield* Ticker.once()).queuesTicked, queue)
+
+      const seen: Array<string | null> = []
+      yield* InteractiveConsumer.processAvailable({ queue, consumer, onEvent: (e) => Effect.sync(() => void seen.push(e.data)) })
+      assert.deepStrictEqual(seen, ["first", "prompt"])
+
+      // A paused queue is left alone, as pgq.ticker() leaves it.
+      yield* pgq.setQueueConfig(queue, "ticker_paused", "true")
+      yield* (yield* Producer).send(queue, { type: "t", data: "paused" })
+      assert.notInclude((yield* Ticker.once()).queuesTicked, queue)
+    }))
+
+  it.effect("run: event ticks from the loop inside PostgreSQL, heartbeats, and no session left after stop", () =>
+    Effect.gen(function*() {
+      const pg = yield* PgClient.PgClient
+      const sql = yield* SqlClient.SqlClient
+      const pgq = yield* Pgq
+      const channel = TestDb.unique("wake")
+      const notifications = yield* pg.listen(channel)
+      const queue = TestDb.unique("tq")
+      yield* pgq.createQueue(queue)
+      yield* pgq.registerConsumer(queue, TestDb.unique("c"))
+      yield* settledQueue(queue)
+      // A long tick period: only an event tick can tick the queue within the test.
+      const ticker = yield* Ticker.start({ tickerPeriod: "1 hour", whenPgqdRuns: "run", wakeChannel: channel })
+      const heard = (payload: string) =>
+        Queue.take(notifications).pipe(
+          Effect.repeat({ until: (n) => n.payload === payload }),
+          Effect.timeout("5 seconds")
+        )
+      // The first round sends the heartbeat.
+      yield* heard("")
+      const before = yield* lastTickOf(queue)
+      yield* (yield* Producer).send(queue, { type: "t", data: "x" })
+      yield* heard(queue)
+      assert.isTrue(((yield* lastTickOf(queue)) ?? 0n) > (before ?? 0n))
+
+      const loops = sql<{ readonly n: number }>`
+        select count(*)::int as n from pg_stat_activity where query like '%effect_pgq_event_ticks%' and pid <> pg_backend_pid()`
+      assert.strictEqual((yield* loops)[0]!.n, 1)
+      yield* ticker.stop
+      yield* Effect.flatMap(loops, (rows) => rows[0]!.n === 0 ? Effect.void : Effect.fail("still running")).pipe(
+        Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 50 })
+      )
+    }))
+
+  it.effect("event ticks need INSERT on pgq.tick: a role without it is told so, and pgq's thresholds still tick", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const { url } = yield* TickerDb
+      const pgq = yield* Pgq
+      const role = TestDb.unique("ticker_role").toLowerCase()
+      yield* Effect.acquireRelease(
+        sql.unsafe(`create role ${role} login password 'ticker-pw' in role pgq_admin`),
+        () => Effect.orDie(Effect.andThen(sql.unsafe(`drop owned by ${role}`), sql.unsafe(`drop role ${role}`)))
+      )
+      const queue = TestDb.unique("tq")
+      yield* pgq.createQueue(queue)
+      yield* pgq.registerConsumer(queue, TestDb.unique("c"))
+      yield* settledQueue(queue)
+      yield* (yield* Producer).send(queue, { type: "t", data: "x" })
+
+      const asRole = new URL(url)
+      asRole.username = role
+      asRole.password = "ticker-pw"
+      const logged: Array<string> = []
+      const report = yield* Ticker.once().pipe(
+        Effect.provide(Layer.fresh(Pgq.layer).pipe(Layer.provideMerge(
+          PgClient.layer({ url: Redacted.make(asRole.toString()), applicationName: role })
+        ))),
+        Effect.provide(Logger.layer([Logger.make((options) => void logged.push(String(options.message)))]))
+      )
+      assert.notInclude(report.queuesTicked, queue)
+      assert.isTrue(logged.some((line) => line.includes("event ticks are off") && line.includes("pgq.tick")))
     }))
 
   it.effect("once moves due retry events back, and the consumer sees them again", () =>
