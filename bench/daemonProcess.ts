@@ -9,6 +9,7 @@ import { Clock, Data, Deferred, Duration, Effect, Option, Redacted } from "effec
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { nodeFlags } from "../src/daemon/DaemonControl.ts"
 
 /** A benchmark that cannot go on, with what it saw. */
 export class BenchError extends Data.TaggedError("BenchError")<{ readonly message: string }> {}
@@ -63,9 +64,10 @@ export interface DaemonProcess {
 export const tail = (text: string, lines = 20): string => text.trimEnd().split("\n").slice(-lines).join("\n")
 
 /**
- * `node src/cli/main.ts daemon start --config <file>` in the foreground, as a
- * child process. When the scope closes while it still runs, it gets SIGTERM,
- * and SIGKILL 10 s later.
+ * `node <flags> src/cli/main.ts daemon start --config <file>` in the
+ * foreground, as a child process, with the Node.js flags `--detach` gives a
+ * daemon at the config's defaults (the benches' configs set none). When the
+ * scope closes while it still runs, it gets SIGTERM, and SIGKILL 10 s later.
  */
 export const startDaemon = (configFile: string) =>
   Effect.gen(function*() {
@@ -78,7 +80,8 @@ export const startDaemon = (configFile: string) =>
     }
     const child = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const child = ChildProcess.spawn(process.execPath, [CLI_MAIN, "daemon", "start", "--config", configFile], {
+        const args = [...nodeFlags({}), CLI_MAIN, "daemon", "start", "--config", configFile]
+        const child = ChildProcess.spawn(process.execPath, args, {
           cwd: REPO,
           env: process.env,
           stdio: ["ignore", "pipe", "pipe"]

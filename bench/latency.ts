@@ -16,10 +16,12 @@
  *
  * Setups, one row each (`"setup"`):
  *
- *   defaults      the ticker and the queue as they come: `tickerPeriod` 1 s,
- *                 pgq's `ticker_max_lag` 3 s, `ticker_max_count` 500
- *   low-latency   the queue's `ticker_max_lag` and the ticker's
- *                 `tickerPeriod` both `--low-latency-ms` (default 50)
+ *   defaults          the ticker and the queue as they come: event ticks
+ *                     every 50 ms, `tickerPeriod` 1 s, pgq's
+ *                     `ticker_max_lag` 3 s, `ticker_max_count` 500
+ *   thresholds-only   event ticks off (`eventTickPeriod: false`): ticks
+ *                     only where pgq's thresholds call for one, as pgqd
+ *                     makes them
  *
  * Each row: `count`, `p50Ms`, `p90Ms`, `p99Ms`, `maxMs`, and the two parts of
  * the latency: `tickWait*` (commit to the batch's tick time, which is the
@@ -100,7 +102,7 @@ export default DaemonConfig.defineConfig({
 `
 
 interface Setup {
-  readonly setup: "defaults" | "low-latency"
+  readonly setup: "defaults" | "thresholds-only"
   /** For `pgq.set_queue_config(queue, 'ticker_max_lag', …)`; pgq's default (3 s) when undefined. */
   readonly tickerMaxLag: string | undefined
   /** The config's `ticker` field, as source text; the default ticker when undefined. */
@@ -228,23 +230,21 @@ const runSetup = (setup: Setup, options: { readonly rate: number; readonly secon
   }).pipe(Effect.scoped)
 
 /**
- * The latency bench: a row for pgq's and the ticker's defaults, then one for
- * `ticker_max_lag` and `tickerPeriod` lowered to `lowLatencyMs`.
+ * The latency bench: a row for pgq's and the ticker's defaults, then one
+ * with event ticks off, as pgqd ticks.
  */
 export const latency = (options: {
   readonly rate: number
   readonly seconds: number
-  readonly lowLatencyMs: number
 }) =>
   Effect.gen(function*() {
-    const ms = Math.max(1, Math.round(options.lowLatencyMs))
     const setups: ReadonlyArray<Setup> = [
       { setup: "defaults", tickerMaxLag: undefined, ticker: undefined, tickerPeriodMs: 1_000 },
       {
-        setup: "low-latency",
-        tickerMaxLag: `${ms} milliseconds`,
-        ticker: `{ tickerPeriod: "${ms} millis" }`,
-        tickerPeriodMs: ms
+        setup: "thresholds-only",
+        tickerMaxLag: undefined,
+        ticker: "{ eventTickPeriod: false }",
+        tickerPeriodMs: 1_000
       }
     ]
     for (const [index, setup] of setups.entries()) yield* runSetup(setup, options, index)

@@ -7,9 +7,9 @@
  *             (--batches, --batch-size) and with one INSERT per event
  *             (--insert-batches, default 50)
  *   latency   a real daemon with its built-in ticker: insert committed to handler
- *             start, p50/p99, at the defaults and with ticker_max_lag and
- *             tickerPeriod lowered (--rate events/s, default 20;
- *             --latency-seconds, default 30; --low-latency-ms, default 50)
+ *             start, p50/p99, at the defaults and with event ticks off, as
+ *             pgqd ticks (--rate events/s, default 20; --latency-seconds,
+ *             default 30)
  *   idle      a real daemon with idle consumers: its CPU and RSS
  *             (--consumers, default 10; --idle-seconds sampled, default 30;
  *             --settle-seconds before sampling, default 5)
@@ -49,8 +49,7 @@ const benches: Record<string, Effect.Effect<void, unknown, BenchServices>> = {
   }),
   latency: latency({
     rate: flag("rate", 20),
-    seconds: flag("latency-seconds", 30),
-    lowLatencyMs: flag("low-latency-ms", 50)
+    seconds: flag("latency-seconds", 30)
   }),
   idle: idle({
     consumers: flag("consumers", 10),

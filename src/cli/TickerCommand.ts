@@ -5,12 +5,10 @@
  *
  * @since 0.2.0
  */
-import { PgClient } from "@effect/sql-pg"
-import { Console, Effect, Layer } from "effect"
+import { Console, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
-import { Pgq } from "../api/Pgq.ts"
 import * as Ticker from "../daemon/Ticker.ts"
-import { db } from "./flags.ts"
+import { withDatabase } from "./admin/Connection.ts"
 
 
 const once = Flag.Boolean("once").pipe(
@@ -49,15 +47,12 @@ export const formatReport = (report: Ticker.OnceReport): string => {
  * @since 0.2.0
  * @category commands
  */
-export const ticker = Command.make("ticker", { db, once, whenPgqdRuns }, ({ db, once, whenPgqdRuns }) =>
-  Effect.provide(
+export const ticker = Command.make("ticker", { once, whenPgqdRuns }, ({ once, whenPgqdRuns }) =>
+  withDatabase(
     once
       ? Effect.flatMap(Ticker.once({ whenPgqdRuns }), (report) => Console.log(formatReport(report)))
       : Ticker.run({ whenPgqdRuns }),
-    Pgq.layer.pipe(
-      // The loops and the pgqd watch each take a connection, briefly.
-      Layer.provideMerge(PgClient.layer({ url: db, applicationName: "effect-pgq ticker", maxConnections: 4 }))
-    )
+    "effect-pgq ticker"
   )).pipe(
     Command.withDescription(
       "Tick queues, move due retry events back and rotate event tables, as pgqd does (defaults: every 1 s, 30 s, 120 s)"

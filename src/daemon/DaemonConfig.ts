@@ -104,6 +104,12 @@ export interface DaemonConfig {
   readonly stopTimeout?: Duration.Input | undefined
   /** Heap cap of a detached daemon, in MiB (`--max-old-space-size`). Default 512. */
   readonly maxHeapMb?: number | undefined
+  /**
+   * Semi-space of a detached daemon's young generation, in MiB
+   * (`--max-semi-space-size`). Default 1, which keeps an idle daemon small;
+   * handlers that allocate much may run faster with more (V8's default is 16).
+   */
+  readonly semiSpaceMb?: number | undefined
 }
 
 /**
@@ -197,7 +203,8 @@ const ConfigSchema = Schema.Struct({
   })),
   pidfile: Schema.optional(nonEmpty),
   stopTimeout: Schema.optional(duration),
-  maxHeapMb: Schema.optional(positiveInt)
+  maxHeapMb: Schema.optional(positiveInt),
+  semiSpaceMb: Schema.optional(positiveInt)
 })
 
 const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()

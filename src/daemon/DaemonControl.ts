@@ -76,8 +76,21 @@ export const stop = (configFile: string, how: "SIGTERM" | "SIGINT") =>
   })
 
 /**
- * Starts the daemon in the background: a detached process with the heap cap
- * of the config, whose stdout and stderr go to `<pidfile>.out` (its log
+ * The Node.js flags a daemon runs with: the config's heap cap and young
+ * generation. `--detach` passes them; a foreground daemon gets them from
+ * its command line (see examples/daemon/effect-pgq.service).
+ *
+ * @since 0.2.0
+ * @category commands
+ */
+export const nodeFlags = (config: Pick<DaemonConfig.DaemonConfig, "maxHeapMb" | "semiSpaceMb">): ReadonlyArray<string> => [
+  `--max-old-space-size=${config.maxHeapMb ?? 512}`,
+  `--max-semi-space-size=${config.semiSpaceMb ?? 1}`
+]
+
+/**
+ * Starts the daemon in the background: a detached process with the Node.js
+ * flags of the config (`nodeFlags`), whose stdout and stderr go to `<pidfile>.out` (its log
  * lines to the config's log file, when it has one). Returns once its pidfile names a live process, or fails
  * with what the process printed when it ended instead.
  *
@@ -98,7 +111,7 @@ export const startDetached = (configFile: string, cliMain: string) =>
       const spawned = ChildProcess.spawn(
         process.execPath,
         [
-          `--max-old-space-size=${config.maxHeapMb ?? 512}`,
+          ...nodeFlags(config),
           cliMain,
           "daemon",
           "start",
