@@ -13,6 +13,11 @@
  * baseline ("isolation": "none": nothing protected). Rows carry
  * `"handler": "insert"` and `"isolation"`. The sink is truncated before each
  * run, and checked after it to hold exactly one row per event.
+ *
+ * With `--tracing`, instead: the no-op Consumer with tracing `off`, with
+ * `batch` spans only, and with `event` spans (batch and a span per event, all
+ * sampled), both exported by `OtlpExport` to a local OTLP receiver; rows carry
+ * `"tracing"`. Each run's time includes flushing the spans it made.
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Redacted, Schema, Scope, Tracer } from "effect"
@@ -22,7 +27,9 @@ import { Pgq } from "../src/api/Pgq.ts"
 import { Producer } from "../src/api/Producer.ts"
 import type { Isolation } from "../src/consumer/BatchProcessor.ts"
 import * as Consumer from "../src/consumer/Consumer.ts"
+import * as OtlpExport from "../src/telemetry/OtlpExport.ts"
 import { measureInterleaved, payload, ratio } from "./measure.ts"
+import * as OtlpSink from "./otlpSink.ts"
 
 const SKYTOOLS_PYTHON = "/usr/bin/python3"
 const SKYTOOLS_SCRIPT = new URL("./skytools_consumer.py", import.meta.url).pathname
@@ -34,6 +41,8 @@ export const consume = (options: {
   readonly runs: number
   /** Batches for the insert-per-event contenders (fewer: each event is a round trip). */
   readonly insertBatches: number
+  /** Only the tracing rows: off, batch, event. */
+  readonly tracing?: boolean | undefined
 }) =>
   Effect.gen(function*() {
     const pgq = yield* Pgq
@@ -158,6 +167,40 @@ export const consume = (options: {
       )
 
     const noop = { handler: "noop" }
+
+    if (options.tracing === true) {
+      return yield* Effect.scoped(Effect.gen(function*() {
+      const sink = yield* OtlpSink.make
+      const exported = (eventSpans: boolean) =>
+        OtlpExport.layer({ endpoint: sink.url, eventSpans, samplingRatio: 1, metrics: false })
+      const [off, batch, event] = yield* measureInterleaved({
+        events,
+        runs: options.runs,
+        setup: loadedQueue,
+        teardown: ({ queue }) => pgq.dropQueue(queue, { force: true }),
+        contenders: [
+          { name: "effect-pgq Consumer, tracing off", run: consumerRun, extra: { ...noop, tracing: "off" } },
+          {
+            name: "effect-pgq Consumer, batch spans exported over OTLP",
+            run: (state) => Effect.provide(consumerRun(state), exported(false)),
+            extra: { ...noop, tracing: "batch" }
+          },
+          {
+            name: "effect-pgq Consumer, batch and event spans exported over OTLP",
+            run: (state) => Effect.provide(consumerRun(state), exported(true)),
+            extra: { ...noop, tracing: "event" }
+          }
+        ]
+      })
+      yield* ratio("tracing batch / off", batch!, off!)
+      yield* ratio("tracing event / off", event!, off!)
+      // Each exported event span is several hundred bytes of JSON: far less means spans were lost.
+      if (sink.traceBytes() < events * options.runs * 200) {
+        return yield* Effect.die(`the OTLP receiver got ${sink.traceBytes()} bytes of spans for ${events * options.runs} event spans`)
+      }
+      }))
+    }
+
     const [raw, effectPgq, traced, skytools] = yield* measureInterleaved({
       events,
       runs: options.runs,

@@ -5,7 +5,8 @@
  *   produce   bulk and single inserts against server-side baselines
  *   consume   Consumer throughput against a raw-SQL loop, with a no-op handler
  *             (--batches, --batch-size) and with one INSERT per event
- *             (--insert-batches, default 50)
+ *             (--insert-batches, default 50); with --tracing, tracing off,
+ *             batch spans and event spans exported over OTLP instead
  *   latency   a real daemon with its built-in ticker: insert committed to handler
  *             start, p50/p99, at the defaults and with event ticks off, as
  *             pgqd ticks (--rate events/s, default 20; --latency-seconds,
@@ -45,7 +46,8 @@ const benches: Record<string, Effect.Effect<void, unknown, BenchServices>> = {
     batches: flag("batches", 200),
     batchSize: flag("batch-size", 1000),
     runs,
-    insertBatches: flag("insert-batches", 50)
+    insertBatches: flag("insert-batches", 50),
+    tracing: args.includes("--tracing")
   }),
   latency: latency({
     rate: flag("rate", 20),

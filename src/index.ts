@@ -83,3 +83,15 @@ export {
 } from "./daemon/Logger.ts"
 /** @since 0.2.0 */
 export { type DaemonStatus } from "./daemon/ControlServer.ts"
+/** @since 0.2.0 */
+export * as TraceContext from "./telemetry/TraceContext.ts"
+/** @since 0.2.0 */
+export * as TelemetrySettings from "./telemetry/TelemetrySettings.ts"
+/** @since 0.2.0 */
+export * as Metrics from "./telemetry/Metrics.ts"
+/** @since 0.2.0 */
+export * as LagMetrics from "./telemetry/LagMetrics.ts"
+/** @since 0.2.0 */
+export * as PrometheusText from "./telemetry/PrometheusText.ts"
+/** @since 0.2.0 */
+export * as OtlpExport from "./telemetry/OtlpExport.ts"

@@ -6,11 +6,21 @@
  * Both run in the caller's transaction when there is one, so events become
  * visible exactly when the business change that caused them commits.
  *
+ * Each call is a `send <queue>` span (kind producer). When a tracer records
+ * it, its W3C `traceparent` is written into every event's trace-context field
+ * (`ev_extra4` unless `TraceContext.TraceparentField` says otherwise; an event
+ * that sets that field itself keeps its value), and consumers link their
+ * spans to it.
+ *
  * @since 0.1.0
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Metric, Option, Random } from "effect"
 import { SqlClient } from "effect/sql"
 import { makeSqlRunner } from "../internal/sqlRunner.ts"
+import * as Metrics from "../telemetry/Metrics.ts"
+import * as Semconv from "../telemetry/Semconv.ts"
+import { TelemetrySettings } from "../telemetry/TelemetrySettings.ts"
+import * as TraceContext from "../telemetry/TraceContext.ts"
 import { validateQueue } from "../internal/validateName.ts"
 import type { EventId } from "./Ids.ts"
 import { type NewEvent, Pgq } from "./Pgq.ts"
@@ -67,9 +77,23 @@ const EVENT_TABLE = /^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/
  */
 export const make = (sql: SqlClient.SqlClient, pgq: Pgq["Service"]): Producer["Service"] => {
   const run = makeSqlRunner(sql)
-  const send = Effect.fn("Producer.send")((queue: string, event: NewEvent) => pgq.insertEvent(queue, event))
+  const send = (queue: string, event: NewEvent): Effect.Effect<EventId, PgqError> =>
+    traced(
+      queue,
+      "send",
+      Effect.gen(function*() {
+        const traceparent = yield* currentTraceparent
+        const id = yield* pgq.insertEvent(queue, withTraceparent(event, traceparent))
+        yield* Effect.annotateCurrentSpan(Semconv.MESSAGING_MESSAGE_ID, String(id))
+        yield* countSent(queue, 1)
+        return id
+      })
+    )
 
-  const sendMany = Effect.fn("Producer.sendMany")(
+  const sendMany = (queue: string, events: ReadonlyArray<NewEvent>, options?: BulkOptions) =>
+    traced(queue, "sendMany", sendManyTraced(queue, events, options))
+
+  const sendManyTraced = Effect.fnUntraced(
     function*(queue: string, events: ReadonlyArray<NewEvent>, options?: BulkOptions) {
       const operation = "Producer.sendMany"
       yield* validateQueue(queue)
@@ -77,8 +101,10 @@ export const make = (sql: SqlClient.SqlClient, pgq: Pgq["Service"]): Producer["S
       if (!Number.isInteger(chunkSize) || chunkSize < 1) {
         return yield* new InvalidArgument({ operation, argument: "chunkSize", reason: "must be a positive integer" })
       }
-      yield* Effect.annotateCurrentSpan({ "messaging.destination.name": queue, "messaging.batch.message_count": events.length })
+      yield* Effect.annotateCurrentSpan(Semconv.MESSAGING_BATCH_MESSAGE_COUNT, events.length)
       if (events.length === 0) return 0
+      const traceparent = yield* currentTraceparent
+      const stamped = Option.isNone(traceparent) ? events : events.map((event) => withTraceparent(event, traceparent))
 
       const context = { operation, queue }
       // BEGIN and COMMIT fail as SqlErrors too: the outer run maps those.
@@ -91,11 +117,11 @@ export const make = (sql: SqlClient.SqlClient, pgq: Pgq["Service"]): Producer["S
             const reason = `unexpected name ${table}`
             return yield* new InvalidArgument({ operation, argument: "event table", reason })
           }
-          for (let start = 0; start < events.length; start += chunkSize) {
-            yield* run(context, insertChunk(table, events.slice(start, start + chunkSize)))
+          for (let start = 0; start < stamped.length; start += chunkSize) {
+            yield* run(context, insertChunk(table, stamped.slice(start, start + chunkSize)))
           }
           return events.length
-        }).pipe(sql.withTransaction)
+        }).pipe(sql.withTransaction, Effect.tap((n) => countSent(queue, n)))
       )
     }
   )
@@ -136,3 +162,49 @@ export const make = (sql: SqlClient.SqlClient, pgq: Pgq["Service"]): Producer["S
 }
 
 const elements = (parameter: number) => `json_array_elements_text($${parameter}::json)`
+
+/**
+ * A `send <queue>` span of kind producer. Without a parent span, it is
+ * sampled at the settings' ratio.
+ */
+const traced = <A, E, R>(queue: string, operation: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.gen(function*() {
+    const { samplingRatio } = yield* TelemetrySettings
+    const sampled = samplingRatio >= 1 || Option.isSome(yield* Effect.option(Effect.currentParentSpan))
+      ? undefined
+      : (yield* Random.next) < samplingRatio
+    return yield* Effect.withSpan(effect, Semconv.sendSpanName(queue), {
+      kind: "producer",
+      sampled,
+      captureStackTrace: false,
+      attributes: {
+        ...Metrics.attributesOf(queue),
+        [Semconv.MESSAGING_OPERATION_TYPE]: "send",
+        [Semconv.MESSAGING_OPERATION_NAME]: operation
+      }
+    })
+  })
+
+/** The current span's traceparent, when a tracer records it, it is sampled, and a field is chosen. */
+const currentTraceparent: Effect.Effect<Option.Option<{ readonly field: TraceContext.ExtraField; readonly value: string }>> =
+  Effect.gen(function*() {
+    const field = yield* TraceContext.TraceparentField
+    if (field === false || !(yield* TraceContext.isRecording)) return Option.none()
+    const span = yield* Effect.option(Effect.currentSpan)
+    if (Option.isNone(span) || !span.value.sampled) return Option.none()
+    return Option.some({ field, value: TraceContext.format(span.value) })
+  })
+
+const withTraceparent = (
+  event: NewEvent,
+  traceparent: Option.Option<{ readonly field: TraceContext.ExtraField; readonly value: string }>
+): NewEvent =>
+  Option.isNone(traceparent) || event[traceparent.value.field] != null
+    ? event
+    : { ...event, [traceparent.value.field]: traceparent.value.value }
+
+const countSent = (queue: string, n: number) =>
+  Effect.gen(function*() {
+    if (!(yield* TelemetrySettings).metrics) return
+    yield* Metric.update(Metric.withAttributes(Metrics.sentMessages, Metrics.attributesOf(queue)), n)
+  })

@@ -21,7 +21,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Data, Effect, Exit, Option, References, Stream, Tracer } from "effect"
+import { Cause, Clock, Context, Data, Effect, Exit, Metric, Option, Predicate, Random, Stream, type Tracer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import type { NextBatch } from "../api/BatchInfo.ts"
@@ -35,7 +35,10 @@ import { DEFAULT_FETCH_SIZE } from "../internal/fetchSize.ts"
 import { mapSqlError } from "../internal/mapSqlError.ts"
 import { refineConsumerNotRegistered } from "../internal/refineConsumerNotRegistered.ts"
 import { type Abort, type TrackedTransaction, withTrackedTransaction } from "../internal/TrackedTransaction.ts"
+import * as Metrics from "../telemetry/Metrics.ts"
 import * as Semconv from "../telemetry/Semconv.ts"
+import * as TraceContext from "../telemetry/TraceContext.ts"
+import { type Settings, TelemetrySettings } from "../telemetry/TelemetrySettings.ts"
 import { BatchStats } from "./BatchStats.ts"
 import { ConsumerEvent } from "./ConsumerEvent.ts"
 import { type EventResult, Ok } from "./EventResult.ts"
@@ -97,6 +100,8 @@ export class SwallowedSqlError extends Data.TaggedError("SwallowedSqlError")<{
 interface Decision {
   readonly result: EventResult
   readonly reason: string | undefined
+  /** The handler's failure, when its failure policy decided. */
+  readonly cause?: Cause.Cause<unknown> | undefined
 }
 
 const OK: Decision = { result: Ok, reason: undefined }
@@ -127,7 +132,12 @@ class BatchAborted extends Data.TaggedError("BatchAborted")<{
 }> {}
 
 /** Fails a `process` span for an error result; caught right outside it. */
-class EventNotOk extends Data.TaggedError("EventNotOk")<{ readonly decision: Decision }> {}
+class EventNotOk extends Data.TaggedError("EventNotOk")<{ readonly decision: Decision }> {
+  override get message(): string {
+    const { reason, result } = this.decision
+    return reason ?? (result._tag === "Failed" || result._tag === "AbortBatch" ? `${result._tag}: ${result.reason}` : result._tag)
+  }
+}
 
 /** The processor's fixed parts. */
 interface Processor<E, R> {
@@ -142,6 +152,17 @@ interface Processor<E, R> {
   readonly take: Effect.Effect<Option.Option<OpenBatch>, PgqError>
   readonly report: (event: ConsumerEvent) => Effect.Effect<void>
   readonly attributes: Readonly<Record<string, string>>
+  readonly processSpanName: string
+  readonly metrics: ProcessorMetrics
+}
+
+/** The processor's series of each metric. */
+interface ProcessorMetrics {
+  readonly consumed: Metric.Metric<number, unknown>
+  readonly batches: Metric.Metric<number, unknown>
+  readonly failed: Metric.Metric<number, unknown>
+  readonly retried: Metric.Metric<number, unknown>
+  readonly duration: Metric.Metric<number, unknown>
 }
 
 /** One delivery of a batch: one transaction. */
@@ -149,8 +170,20 @@ interface Delivery {
   readonly batch: NextBatch
   readonly context: Handler.BatchContext
   readonly transaction: TrackedTransaction
-  /** A `process` span per event, only when a tracer records them. */
+  /** The batch's span, when a tracer records it and it is sampled: producers' links go to it. */
+  readonly span: Tracer.Span | undefined
+  /** A `process` span per event: the batch's span is recorded and per-event spans are on. */
   readonly traced: boolean
+  /** Where events carry their producer's traceparent; undefined when nothing is linked. */
+  readonly field: TraceContext.ExtraField | undefined
+  /** The traceparents the batch's span links to already. */
+  readonly linked: Set<string>
+  /** The `process` span of the event in hand (fast pass). */
+  eventSpan: Tracer.Span | undefined
+  readonly tracer: Tracer.Tracer
+  readonly clock: Clock.Clock
+  /** Where metrics are recorded; undefined when they are off. */
+  readonly metered: Context.Context<never> | undefined
   /** The second delivery of the batch, after a handler that ran SQL failed. */
   readonly replay: boolean
   /** Set in a replay whose batch is the one the plan was made for. */
@@ -176,6 +209,7 @@ interface Delivery {
 interface Processed {
   readonly stats: BatchStats
   readonly notices: ReadonlyArray<ConsumerEvent>
+  readonly metered: Context.Context<never> | undefined
 }
 
 /**
@@ -206,10 +240,14 @@ export const make = Effect.fnUntraced(function*<E, R>(
       pageSize: options.fetchSize ?? DEFAULT_FETCH_SIZE
     }),
     report,
-    attributes: {
-      [Semconv.MESSAGING_SYSTEM]: Semconv.MESSAGING_SYSTEM_PGQ,
-      [Semconv.MESSAGING_DESTINATION_NAME]: queue,
-      [Semconv.MESSAGING_CONSUMER_GROUP_NAME]: consumer
+    attributes: Metrics.attributesOf(queue, consumer),
+    processSpanName: Semconv.processSpanName(queue),
+    metrics: {
+      consumed: Metric.withAttributes(Metrics.consumedMessages, Metrics.attributesOf(queue, consumer)),
+      batches: Metric.withAttributes(Metrics.batches, Metrics.attributesOf(queue, consumer)),
+      failed: Metric.withAttributes(Metrics.failedEvents, Metrics.attributesOf(queue, consumer)),
+      retried: Metric.withAttributes(Metrics.retriedEvents, Metrics.attributesOf(queue, consumer)),
+      duration: Metric.withAttributes(Metrics.processDuration, Metrics.attributesOf(queue, consumer))
     }
   }
 
@@ -225,10 +263,10 @@ export const make = Effect.fnUntraced(function*<E, R>(
       )),
     Effect.flatMap(Option.match({
       onNone: () => Effect.succeedNone,
-      onSome: ({ notices, stats }) =>
+      onSome: ({ metered, notices, stats }) =>
         Effect.as(
           Effect.andThen(
-            Effect.forEach(notices, report, { discard: true }),
+            Effect.andThen(recordBatch(processor, stats, metered), Effect.forEach(notices, report, { discard: true })),
             report(ConsumerEvent["consumer:batch:finished"]({ stats }))
           ),
           Option.some(stats)
@@ -265,6 +303,18 @@ const deliver = <E, R>(
   p: Processor<E, R>,
   replayOf: ReplayPlan | undefined
 ): Effect.Effect<Option.Option<Processed>, PgqError | SqlError | ReplayNeeded | BatchAborted, R> =>
+  Effect.flatMap(Effect.service(TelemetrySettings), (settings) =>
+    Effect.flatMap(
+      settings.samplingRatio >= 1 ? Effect.succeed(undefined) : Effect.map(Random.next, (x) => x < settings.samplingRatio),
+      (sampled) => deliverSampled(p, replayOf, settings, sampled)
+    ))
+
+const deliverSampled = <E, R>(
+  p: Processor<E, R>,
+  replayOf: ReplayPlan | undefined,
+  settings: Settings,
+  sampled: boolean | undefined
+): Effect.Effect<Option.Option<Processed>, PgqError | SqlError | ReplayNeeded | BatchAborted, R> =>
   withTrackedTransaction(p.sql, (transaction) =>
     Effect.gen(function*() {
       const next = yield* p.take
@@ -272,11 +322,23 @@ const deliver = <E, R>(
       const batch = next.value.info
       const sameBatch = replayOf !== undefined && replayOf.prevTickId === batch.prevTickId &&
         replayOf.curTickId === batch.curTickId
+      const current = yield* Effect.option(Effect.currentSpan)
+      const span = Option.isSome(current) && current.value.sampled && (yield* TraceContext.isRecording)
+        ? current.value
+        : undefined
+      const field = span === undefined ? false : yield* TraceContext.TraceparentField
       const d: Delivery = {
         batch,
         context: { queue: p.queue, consumer: p.consumer, batch },
         transaction,
-        traced: yield* isRecording,
+        span,
+        traced: span !== undefined && settings.eventSpans,
+        field: field === false ? undefined : field,
+        linked: new Set(),
+        eventSpan: undefined,
+        tracer: yield* Effect.tracer,
+        clock: yield* Clock.Clock,
+        metered: settings.metrics ? yield* Effect.context<never>() : undefined,
         replay: replayOf !== undefined,
         plan: sameBatch ? replayOf : undefined,
         protect: replayOf !== undefined || p.isolation === "savepoint",
@@ -322,12 +384,15 @@ const deliver = <E, R>(
           aborted: Option.none(),
           replayed: d.replay
         }),
-        notices: d.notices
+        notices: d.notices,
+        metered: d.metered
       })
     }).pipe(
+      Effect.tapCause((cause) => Effect.annotateCurrentSpan(Semconv.ERROR_TYPE, errorTypeOf(cause))),
       Effect.withSpan(Semconv.receiveSpanName(p.queue), {
         kind: "consumer",
-        attributes: { ...p.attributes, [Semconv.MESSAGING_OPERATION_TYPE]: "receive" }
+        attributes: { ...p.attributes, [Semconv.MESSAGING_OPERATION_TYPE]: "receive" },
+        sampled
       }, NO_STACK)
     ))
 
@@ -344,19 +409,21 @@ const runPage = <E, R>(
   onEvent: Handler.EventHandler<E, R>,
   events: ReadonlyArray<PgqEvent>
 ): Effect.Effect<void, PgqError | ReplayNeeded | BatchAborted, R> =>
-  !d.traced && !d.protect ? fastPage(p, d, onEvent, events, 0) : Effect.gen(function*() {
+  !d.protect ? fastPage(p, d, onEvent, events, 0) : Effect.gen(function*() {
     for (const event of events) {
       const position = d.events++
+      if (d.span !== undefined) link(d, event)
       if (d.traced) yield* tracedStep(p, d, onEvent, event, position)
       else yield* settle(p, d, event, yield* decide(p, d, onEvent, event, position))
     }
   })
 
 /**
- * The untraced fast pass over a page, from `from`: a plain loop in which an
- * Ok costs one handler call and two counter reads. A handler's failure is
- * caught once per page rather than once per event; the loop then resumes
- * after the failed event.
+ * The fast pass over a page, from `from`: a plain loop in which an Ok costs
+ * one handler call and two counter reads, plus, when traced, a `process`
+ * span made straight from the tracer (no `withSpan` per event). A handler's
+ * failure is caught once per page rather than once per event; the loop then
+ * resumes after the failed event.
  */
 const fastPage = <E, R>(
   p: Processor<E, R>,
@@ -371,36 +438,139 @@ const fastPage = <E, R>(
         const event = events[i]!
         d.index = i
         d.position = d.events++
+        if (d.span !== undefined) link(d, event)
+        const span = d.traced ? startEventSpan(p, d, event) : undefined
+        const started = d.metered === undefined ? 0n : d.clock.currentTimeNanosUnsafe()
         d.statementsBefore = d.transaction.statements()
         d.inHandler = true
         // A throw here, a failure or defect of the handler's Effect, and the checks below
         // all end up in the catch below while `inHandler` is set.
         const returned: unknown = onEvent(event, d.context)
         if (!Effect.isEffect(returned)) return yield* Effect.die(Handler.notAnEffect(returned))
-        const result: unknown = yield* (returned as Effect.Effect<unknown, E, R>)
+        const handled = returned as Effect.Effect<unknown, E, R>
+        const result: unknown = yield* (span === undefined ? handled : Effect.withParentSpan(handled, span, NO_STACK))
         if (!Handler.isResult(result)) return yield* Effect.failCause(Handler.notAResult(result))
         const aborted = d.transaction.abortedBy()
         if (aborted !== undefined) return yield* Effect.failCause(swallowed(aborted))
         d.inHandler = false
+        if (d.metered !== undefined) recordDuration(p, d, started)
         const wrote = d.transaction.statements() !== d.statementsBefore
         const decision = handlerSucceeded(d, d.position, result ?? Ok, wrote)
-        if (decision === OK) d.ok++
-        else yield* settle(p, d, event, decision)
+        if (decision === OK) {
+          d.ok++
+          if (span !== undefined) endEventSpan(d, OK)
+        } else if (span === undefined) {
+          yield* settle(p, d, event, decision)
+        } else {
+          yield* settleInSpan(p, d, event, decision)
+        }
       }
     }),
     (cause) => {
       // Outside a handler only effect-pgq's own failures (settling) can happen. An interruption
       // of the consumer never gets here; one the handler caused itself is its failure.
-      if (!d.inHandler) return Effect.failCause(cause as Cause.Cause<PgqError | BatchAborted>)
+      if (!d.inHandler) {
+        if (d.eventSpan !== undefined) endEventSpan(d, undefined, cause)
+        return Effect.failCause(cause as Cause.Cause<PgqError | BatchAborted>)
+      }
       d.inHandler = false
       const event = events[d.index]!
       const wrote = d.transaction.statements() !== d.statementsBefore
       return handlerFailed(p, d, event, d.position, cause, wrote).pipe(
-        Effect.flatMap((decision) => settle(p, d, event, decision)),
+        Effect.tapCause((failure) => Effect.sync(() => d.eventSpan !== undefined && endEventSpan(d, undefined, failure))),
+        Effect.flatMap((decision) =>
+          d.eventSpan === undefined ? settle(p, d, event, decision) : settleInSpan(p, d, event, decision)
+        ),
         Effect.andThen(fastPage(p, d, onEvent, events, d.index + 1))
       )
     }
   )
+
+/** A `process` span for `event`, child of the batch's span, linked to its producer. */
+const startEventSpan = <E, R>(p: Processor<E, R>, d: Delivery, event: PgqEvent): Tracer.Span => {
+  const producer = d.field === undefined ? Option.none() : TraceContext.parse(event[d.field])
+  const span = d.tracer.span({
+    name: p.processSpanName,
+    parent: Option.some(d.span!),
+    annotations: Context.empty(),
+    links: Option.isSome(producer) ? [{ span: producer.value, attributes: {} }] : [],
+    startTime: d.clock.currentTimeNanosUnsafe(),
+    kind: "consumer",
+    root: false,
+    sampled: true
+  })
+  for (const key in p.attributes) span.attribute(key, p.attributes[key])
+  span.attribute(Semconv.MESSAGING_OPERATION_TYPE, "process")
+  span.attribute(Semconv.MESSAGING_MESSAGE_ID, String(event.id))
+  span.attribute(Semconv.PGQ_EVENT_TYPE, event.type)
+  span.attribute(Semconv.PGQ_EVENT_RETRY, event.retry ?? 0)
+  d.eventSpan = span
+  return span
+}
+
+/** Ends the event's `process` span: an error for Failed, AbortBatch and failed handlers. */
+const endEventSpan = (d: Delivery, decision: Decision | undefined, failure?: Cause.Cause<unknown>): void => {
+  const span = d.eventSpan
+  if (span === undefined) return
+  d.eventSpan = undefined
+  if (decision !== undefined) span.attribute(Semconv.PGQ_EVENT_RESULT, decision.result._tag)
+  const cause = failure ?? (decision !== undefined && isError(decision) ? decisionCause(decision) : undefined)
+  if (cause !== undefined) span.attribute(Semconv.ERROR_TYPE, errorTypeOf(cause))
+  span.end(d.clock.currentTimeNanosUnsafe(), cause === undefined ? Exit.void : Exit.failCause(cause))
+}
+
+/** Settles under the event's span (an `event_retry` settle span is its child), then ends it. */
+const settleInSpan = <E, R>(p: Processor<E, R>, d: Delivery, event: PgqEvent, decision: Decision) => {
+  const span = d.eventSpan!
+  // AbortBatch fails the settle: the span ends first, as an error.
+  if (decision.result._tag === "AbortBatch") endEventSpan(d, decision)
+  return Effect.withParentSpan(settle(p, d, event, decision), span, NO_STACK).pipe(
+    Effect.tap(() => Effect.sync(() => endEventSpan(d, decision)))
+  )
+}
+
+/** The failure a span reports for a decision: the handler's own, else the result. */
+const decisionCause = (decision: Decision): Cause.Cause<unknown> =>
+  decision.cause ?? Cause.fail(new EventNotOk({ decision }))
+
+/**
+ * `error.type`: a tagged error's tag, an exception's name, or the result
+ * (`Failed`, `AbortBatch`) when a handler returned it.
+ */
+const errorTypeOf = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  if (error instanceof EventNotOk) return error.decision.result._tag
+  if (error instanceof BatchAborted) return "AbortBatch"
+  if (Predicate.hasProperty(error, "_tag") && Predicate.isString(error._tag)) return error._tag
+  if (error instanceof Error) return error.name
+  return Cause.hasInterruptsOnly(cause) ? "interrupted" : "_OTHER"
+}
+
+/** At most this many producer links on a batch's span (OpenTelemetry's default link limit). */
+const MAX_LINKS = 128
+
+/** Links the batch's span to the producer of `event`, once per producer span. */
+const link = (d: Delivery, event: PgqEvent): void => {
+  if (d.field === undefined || d.linked.size >= MAX_LINKS) return
+  const traceparent = event[d.field]
+  if (traceparent === null || d.linked.has(traceparent)) return
+  d.linked.add(traceparent)
+  const producer = TraceContext.parse(traceparent)
+  if (Option.isSome(producer)) d.span!.addLinks([{ span: producer.value, attributes: {} }])
+}
+
+const recordDuration = <E, R>(p: Processor<E, R>, d: Delivery, started: bigint): void => {
+  p.metrics.duration.updateUnsafe(Number(d.clock.currentTimeNanosUnsafe() - started) / 1e9, d.metered!)
+}
+
+/** Counts a committed batch. */
+const recordBatch = <E, R>(p: Processor<E, R>, stats: BatchStats, metered: Context.Context<never> | undefined) =>
+  metered === undefined ? Effect.void : Effect.sync(() => {
+    p.metrics.consumed.updateUnsafe(stats.events, metered)
+    p.metrics.batches.updateUnsafe(1, metered)
+    if (stats.failed > 0) p.metrics.failed.updateUnsafe(stats.failed, metered)
+    if (stats.retried > 0) p.metrics.retried.updateUnsafe(stats.retried, metered)
+  })
 
 /** One event inside its `process` span; Failed, AbortBatch or a failed handler mark the span as an error. */
 const tracedStep = <E, R>(
@@ -411,13 +581,17 @@ const tracedStep = <E, R>(
   position: number
 ) =>
   Effect.gen(function*() {
+    const started = d.metered === undefined ? 0n : d.clock.currentTimeNanosUnsafe()
     const decision = yield* decide(p, d, onEvent, event, position)
+    if (d.metered !== undefined) recordDuration(p, d, started)
     yield* Effect.annotateCurrentSpan(Semconv.PGQ_EVENT_RESULT, decision.result._tag)
+    if (isError(decision)) yield* Effect.annotateCurrentSpan(Semconv.ERROR_TYPE, errorTypeOf(decisionCause(decision)))
     yield* settle(p, d, event, decision)
     if (isError(decision)) return yield* new EventNotOk({ decision })
   }).pipe(
-    Effect.withSpan(Semconv.processSpanName(p.queue), {
+    Effect.withSpan(p.processSpanName, {
       kind: "consumer",
+      links: producerLinks(d, event),
       attributes: {
         ...p.attributes,
         [Semconv.MESSAGING_OPERATION_TYPE]: "process",
@@ -428,6 +602,12 @@ const tracedStep = <E, R>(
     }, NO_STACK),
     Effect.catchTag("EventNotOk", () => Effect.void)
   )
+
+const producerLinks = (d: Delivery, event: PgqEvent): ReadonlyArray<Tracer.SpanLink> => {
+  if (d.field === undefined) return []
+  const producer = TraceContext.parse(event[d.field])
+  return Option.isSome(producer) ? [{ span: producer.value, attributes: {} }] : []
+}
 
 const isError = (decision: Decision): boolean =>
   decision.reason !== undefined || decision.result._tag === "Failed" || decision.result._tag === "AbortBatch"
@@ -552,7 +732,8 @@ const callEventHandler = <E, R>(
 
 const byPolicy = <E, R>(p: Processor<E, R>, event: PgqEvent, cause: Cause.Cause<unknown>): Decision => ({
   result: FailurePolicy.decide(p.policy, event, cause),
-  reason: FailurePolicy.reasonOf(cause)
+  reason: FailurePolicy.reasonOf(cause),
+  cause
 })
 
 /** Records a Retry or Failed result; Ok only counts; AbortBatch ends the delivery. */
@@ -649,11 +830,5 @@ const settleSpan = <E, R>(p: Processor<E, R>, operation: string) => ({
     [Semconv.MESSAGING_OPERATION_TYPE]: "settle",
     [Semconv.MESSAGING_OPERATION_NAME]: operation
   }
-})
-
-/** Effect's built-in tracer keeps spans in memory only: per-event spans are worth making for any other. */
-const isRecording = Effect.gen(function*() {
-  if (!(yield* References.TracerEnabled)) return false
-  return (yield* Effect.tracer) !== Tracer.nativeTracer
 })
 

@@ -6,10 +6,13 @@
  * |---|---|
  * | `/healthz` | `ok` while the daemon runs |
  * | `/status` | JSON: pid, uptime, and per consumer its state, batch in hand, counters, lag and pending events |
- * | `/metrics` | the same figures in Prometheus' text format |
+ * | `/metrics` | the same figures in Prometheus' text format, and effect-pgq's metrics (`Metrics`) |
  *
  * Lag and pending events come from pgq itself (`pgq.get_consumer_info`), so
- * they keep growing while a consumer is stopped.
+ * they keep growing while a consumer is stopped; `/metrics` asks pgq at each
+ * scrape. effect-pgq's metrics carry the names the OpenTelemetry Collector
+ * gives them (`pgq_consumer_lag_seconds`, `messaging_client_consumed_messages_total`,
+ * …), so one dashboard reads the daemon and a collector alike.
  *
  * @since 0.2.0
  */
@@ -17,6 +20,8 @@ import { Clock, Data, Duration, Effect, Option, type Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import { Pgq } from "../api/Pgq.ts"
+import * as LagMetrics from "../telemetry/LagMetrics.ts"
+import * as PrometheusText from "../telemetry/PrometheusText.ts"
 import type { ControlAddress } from "./DaemonConfig.ts"
 import { type ConsumerStatus, Supervisor } from "./Supervisor.ts"
 
@@ -107,7 +112,13 @@ export const serve = (
         case "/status":
           return Effect.map(status, (s) => [200, "application/json", `${JSON.stringify(s, null, 2)}\n`] as const)
         case "/metrics":
-          return Effect.map(status, (s) => [200, "text/plain; version=0.0.4; charset=utf-8", metricsText(s)] as const)
+          return Effect.gen(function*() {
+            const s = yield* status
+            // The gauges from pgq, fresh for this scrape; a database away leaves the last values.
+            yield* LagMetrics.refresh.pipe(Effect.provideService(Pgq, pgq), Effect.ignore, Effect.timeoutOption("2 seconds"))
+            const registry = yield* PrometheusText.format
+            return [200, "text/plain; version=0.0.4; charset=utf-8", metricsText(s) + registry] as const
+          })
         default:
           return Effect.succeed([404, "text/plain; charset=utf-8", "not found\n"])
       }
@@ -161,7 +172,9 @@ const escapeLabel = (value: string): string => value.replace(/\\/g, "\\\\").repl
 
 /**
  * The status as Prometheus text exposition: a gauge per consumer state, and
- * the counters and lag, labelled by queue and consumer.
+ * the counters, labelled by queue and consumer. Lag and pending events are
+ * effect-pgq's metrics (`pgq_consumer_lag_seconds`, `pgq_consumer_pending_events`),
+ * labelled the OpenTelemetry way.
  *
  * @since 0.2.0
  * @category utils
@@ -186,17 +199,5 @@ export const metricsText = (status: DaemonStatus): string => {
   metric("effect_pgq_consumer_failed_total", "counter", "Events stored as failed.", status.consumers.map((c) => [labels(c), c.failed]))
   metric("effect_pgq_consumer_retried_total", "counter", "Events put back for retry.", status.consumers.map((c) => [labels(c), c.retried]))
   metric("effect_pgq_consumer_restarts_total", "counter", "Restarts after a failure.", status.consumers.map((c) => [labels(c), c.restarts]))
-  metric(
-    "pgq_consumer_lag_seconds",
-    "gauge",
-    "Age of the last tick the consumer finished (pgq.get_consumer_info).",
-    status.consumers.flatMap((c) => c.lagSeconds === null ? [] : [[labels(c), c.lagSeconds] as const])
-  )
-  metric(
-    "pgq_consumer_pending_events",
-    "gauge",
-    "Events not yet processed by the consumer (pgq.get_consumer_info).",
-    status.consumers.flatMap((c) => c.pendingEvents === null ? [] : [[labels(c), c.pendingEvents] as const])
-  )
   return `${lines.join("\n").replace(/\{\} /g, " ")}\n`
 }

@@ -17,8 +17,12 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { Deferred, Duration, Effect, Fiber, Layer, Queue, Redacted, type Scope, Semaphore } from "effect"
+import { OtlpExporter } from "effect/observability"
 import type { Pgq } from "../api/Pgq.ts"
 import * as PgqServices from "../api/Services.ts"
+import * as LagMetrics from "../telemetry/LagMetrics.ts"
+import * as OtlpExport from "../telemetry/OtlpExport.ts"
+import * as TelemetrySettings from "../telemetry/TelemetrySettings.ts"
 import { serve } from "./ControlServer.ts"
 import * as DaemonConfig from "./DaemonConfig.ts"
 import { DaemonLogger } from "./Logger.ts"
@@ -57,9 +61,39 @@ export const run = (configFile: string) =>
     return yield* Effect.andThen(Pidfile.hold(pidfile), supervise(configFile, config, pidfile, signals)).pipe(
       Effect.scoped,
       Effect.provide(PgqServices.layer.pipe(Layer.provideMerge(database))),
+      // Outside the database: spans of the pool's last queries are flushed after it closes.
+      Effect.provide(telemetryLayer(config)),
       Effect.provide(DaemonLogger.layer(config.logging ?? {}))
     )
   }).pipe(Effect.scoped)
+
+/**
+ * OTLP export when the config has a `telemetry` section; without one, metrics
+ * are recorded only when `/metrics` can show them.
+ */
+const telemetryLayer = (config: DaemonConfig.DaemonConfig): Layer.Layer<OtlpExporter.Flusher> => {
+  const telemetry = config.telemetry
+  if (telemetry === undefined || telemetry === false) {
+    const control = config.control !== undefined && config.control !== false
+    return Layer.merge(TelemetrySettings.layer({ metrics: control }), OtlpExporter.layerFlusher)
+  }
+  return OtlpExport.layer({
+    tracing: telemetry.tracing,
+    eventSpans: telemetry.eventSpans,
+    samplingRatio: telemetry.samplingRatio,
+    metrics: telemetry.metrics,
+    endpoint: telemetry.endpoint,
+    serviceName: telemetry.serviceName,
+    tracesExportInterval: telemetry.exportInterval,
+    metricsExportInterval: telemetry.exportInterval
+  })
+}
+
+/** The lag gauges, read from pgq for export while metrics are exported. */
+const pollLag = (config: DaemonConfig.DaemonConfig) =>
+  config.telemetry === undefined || config.telemetry === false || config.telemetry.metrics === false
+    ? Effect.void
+    : Effect.forkScoped(LagMetrics.poll(config.telemetry.lagInterval ?? "15 seconds"))
 
 /** A config module that never finishes loading (a top-level await on nothing) must not hang the daemon. */
 const loadConfig = (configFile: string) =>
@@ -91,6 +125,7 @@ const supervise = (
     yield* Effect.addFinalizer(() => supervisor.kill)
     yield* applyQueueSettings(config)
     yield* supervisor.apply(config.consumers)
+    yield* pollLag(config)
     if (config.ticker !== false) {
       yield* Effect.forkScoped(Ticker.run(config.ticker === true || config.ticker === undefined ? {} : config.ticker))
     }

@@ -63,6 +63,31 @@ export type ControlAddress =
   | { readonly socket: string }
 
 /**
+ * The daemon's `telemetry` section.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TelemetryConfig {
+  /** Export spans. Default true. */
+  readonly tracing?: boolean | undefined
+  /** A `process <queue>` span per event. Default true. */
+  readonly eventSpans?: boolean | undefined
+  /** Share of batches traced, 0 to 1. Default 1. */
+  readonly samplingRatio?: number | undefined
+  /** Export metrics. Default true. */
+  readonly metrics?: boolean | undefined
+  /** OTLP/HTTP base URL (`http://localhost:4318`); default from `OTEL_EXPORTER_OTLP_ENDPOINT` and friends. */
+  readonly endpoint?: string | undefined
+  /** Default `OTEL_SERVICE_NAME`, else `effect-pgq`. */
+  readonly serviceName?: string | undefined
+  /** How often spans and metrics are sent. Default `OTEL_BSP_SCHEDULE_DELAY` / `OTEL_METRIC_EXPORT_INTERVAL`. */
+  readonly exportInterval?: Duration.Input | undefined
+  /** How often the lag gauges are read from pgq for export. Default 15 seconds. */
+  readonly lagInterval?: Duration.Input | undefined
+}
+
+/**
  * @since 0.2.0
  * @category models
  */
@@ -88,6 +113,12 @@ export interface DaemonConfig {
   readonly ticker?: boolean | TickerSettings | undefined
   /** The control endpoint (`/healthz`, `/status`, `/metrics`). Default none. */
   readonly control?: ControlAddress | false | undefined
+  /**
+   * OpenTelemetry export over OTLP/HTTP (see `OtlpExport`). Default none:
+   * no spans leave the process, and metrics are kept only for `/metrics`
+   * when there is a control endpoint. Read at start only.
+   */
+  readonly telemetry?: TelemetryConfig | false | undefined
   readonly logging?: {
     /** Default `notice`. */
     readonly level?: LogLevelName | undefined
@@ -194,6 +225,21 @@ const ConfigSchema = Schema.Struct({
     Schema.Literal(false),
     Schema.Struct({ host: Schema.optional(nonEmpty), port }),
     Schema.Struct({ socket: nonEmpty })
+  ])),
+  telemetry: Schema.optional(Schema.Union([
+    Schema.Literal(false),
+    Schema.Struct({
+      tracing: Schema.optional(Schema.Boolean),
+      eventSpans: Schema.optional(Schema.Boolean),
+      samplingRatio: Schema.optional(
+        Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 })).annotate({ expected: "a number from 0 to 1" })
+      ),
+      metrics: Schema.optional(Schema.Boolean),
+      endpoint: Schema.optional(nonEmpty),
+      serviceName: Schema.optional(nonEmpty),
+      exportInterval: Schema.optional(duration),
+      lagInterval: Schema.optional(duration)
+    })
   ])),
   logging: Schema.optional(Schema.Struct({
     level: Schema.optional(LogLevelName),

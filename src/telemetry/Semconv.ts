@@ -38,6 +38,13 @@ export const MESSAGING_CONSUMER_GROUP_NAME = "messaging.consumer.group.name"
 export const MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
 /** @since 0.1.0 */
 export const MESSAGING_MESSAGE_ID = "messaging.message.id"
+/**
+ * Why a span failed: a tagged error's tag, an exception's name, or the
+ * handler's result (`Failed`, `AbortBatch`).
+ *
+ * @since 0.2.0
+ */
+export const ERROR_TYPE = "error.type"
 /** @since 0.1.0 */
 export const PGQ_BATCH_ID = "messaging.pgq.batch_id"
 /** @since 0.1.0 */
@@ -73,6 +80,14 @@ export const receiveSpanName = (queue: string) => `receive ${queue}`
  * @category span names
  */
 export const processSpanName = (queue: string) => `process ${queue}`
+/**
+ * `send <queue>`: a producer's `send` or `sendMany` call; its traceparent
+ * travels with the events it inserts.
+ *
+ * @since 0.2.0
+ * @category span names
+ */
+export const sendSpanName = (queue: string) => `send ${queue}`
 /**
  * `settle <queue>`: finishing a batch, or scheduling an event's retry.
  *

@@ -50,7 +50,12 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("ControlServer", (it)
       assert.strictEqual(metrics.status, 200)
       assert.include(metrics.type, "text/plain; version=0.0.4")
       assert.include(metrics.body, `effect_pgq_consumer_events_total{queue="${queue}",consumer="${consumer}"} 1`)
-      assert.match(metrics.body, new RegExp(`pgq_consumer_lag_seconds\\{queue="${queue}",consumer="${consumer}"\\} [0-9.]+`))
+      assert.match(
+        metrics.body,
+        new RegExp(
+          `pgq_consumer_lag_seconds\\{messaging_system="pgq",messaging_destination_name="${queue}",messaging_consumer_group_name="${consumer}"\\} [0-9.]+`
+        )
+      )
       assert.include(metrics.body, "# TYPE effect_pgq_consumer_up gauge")
       assert.strictEqual((yield* get(address, "/nothing")).status, 404)
       yield* supervisor.stop("10 seconds")
