@@ -35,6 +35,8 @@ export * from "./api/QueueInfo.ts"
 export { EventStatus, ConsumerEventStatus, EventState } from "./api/EventStatus.ts"
 /** @since 0.1.0 */
 export { FailedEvent, FailedEvents, type FailedEventTarget, type ListOptions } from "./api/FailedEvents.ts"
+/** @since 0.2.0 */
+export * as PgqExt from "./api/PgqExt.ts"
 /** @since 0.1.0 */
 export { type OpenBatch } from "./api/Pgq.ts"
 /** @since 0.1.0 */

@@ -15,28 +15,12 @@ import { Installer } from "../../src/api/Installer.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
 import { Producer } from "../../src/api/Producer.ts"
 import { configSource, makeDir, poll, readFile, startDaemon, tail } from "../daemon/DaemonHarness.ts"
+import * as DebianPackage from "../DebianPackage.ts"
 import * as TestDb from "../TestDb.ts"
 
 const PROMETHEUS = "/usr/bin/prometheus"
 
-/** Installs Debian's package when missing and we may (root, apt); the reason otherwise. */
-const ensurePrometheus = (): string | undefined => {
-  if (Fs.existsSync(PROMETHEUS)) return undefined
-  if (process.getuid?.() !== 0 || !Fs.existsSync("/usr/bin/apt-get")) {
-    return "Prometheus is not installed (Debian: apt-get install prometheus) and cannot be installed here (not root, or no apt-get)"
-  }
-  // RUNLEVEL=1: the package's service is not started; the test runs its own server.
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive", RUNLEVEL: "1" }
-  const install = () =>
-    ChildProcess.spawnSync("apt-get", ["install", "-y", "-q", "--no-install-recommends", "prometheus"], { env, stdio: "ignore" })
-  if (install().status !== 0) {
-    ChildProcess.spawnSync("apt-get", ["update", "-q"], { env, stdio: "ignore" })
-    if (install().status !== 0) return "apt-get install prometheus failed"
-  }
-  return Fs.existsSync(PROMETHEUS) ? undefined : `installed prometheus but ${PROMETHEUS} is missing`
-}
-
-const skipReason = ensurePrometheus()
+const skipReason = DebianPackage.ensure("prometheus", () => Fs.existsSync(PROMETHEUS))
 if (skipReason !== undefined) console.warn(`skipping the Prometheus test: ${skipReason}`)
 
 const freePort = () =>
