@@ -37,6 +37,8 @@ export { EventStatus, ConsumerEventStatus, EventState } from "./api/EventStatus.
 export { FailedEvent, FailedEvents, type FailedEventTarget, type ListOptions } from "./api/FailedEvents.ts"
 /** @since 0.2.0 */
 export * as PgqExt from "./api/PgqExt.ts"
+/** @since 0.2.0 */
+export * as PgqCoop from "./api/PgqCoop.ts"
 /** @since 0.1.0 */
 export { type OpenBatch } from "./api/Pgq.ts"
 /** @since 0.1.0 */

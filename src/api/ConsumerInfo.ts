@@ -17,7 +17,8 @@ export class ConsumerInfo extends Schema.Class<ConsumerInfo>("effect-pgq/Consume
   lag: Schema.NullOr(Schema.DurationFromMillis),
   /** Time since the consumer last asked for a batch. */
   lastSeen: Schema.NullOr(Schema.DurationFromMillis),
-  lastTick: TickId,
+  /** The tick the consumer has finished up to; null for a cooperative subconsumer between batches. */
+  lastTick: Schema.NullOr(TickId),
   /** The batch being processed, if any. */
   currentBatch: Schema.NullOr(BatchId),
   nextTick: Schema.NullOr(TickId),

@@ -280,7 +280,8 @@ layer(TestDb.layer, { excludeTestServices: true })("Pgq", (it) => {
       assert.isFalse(yield* pgq.registerConsumer(queue, consumer))
       const second = TestDb.unique("c2")
       const lastTick = (yield* pgq.getConsumerInfo(queue, consumer)).lastTick
-      assert.isTrue(yield* pgq.registerConsumerAt(queue, second, lastTick))
+      assert.isNotNull(lastTick)
+      assert.isTrue(yield* pgq.registerConsumerAt(queue, second, lastTick!))
       const names = (yield* pgq.listConsumers(queue)).map((c) => c.consumerName)
       assert.deepStrictEqual(names.toSorted(), [consumer, second].toSorted())
       assert.isTrue((yield* pgq.listConsumers()).some((c) => c.consumerName === second))
