@@ -65,6 +65,12 @@ export * as EventResult from "./consumer/EventResult.ts"
 export * as FailurePolicy from "./consumer/FailurePolicy.ts"
 /** @since 0.1.0 */
 export * as InteractiveConsumer from "./consumer/InteractiveConsumer.ts"
+/** @since 0.2.0 */
+export * as RemoteConsumer from "./consumer/RemoteConsumer.ts"
+/** @since 0.2.0 */
+export * as EventRemoteConsumer from "./consumer/EventRemoteConsumer.ts"
+/** @since 0.2.0 */
+export * as CoopConsumer from "./consumer/CoopConsumer.ts"
 /** @since 0.1.0 */
 export * as Semconv from "./telemetry/Semconv.ts"
 /** @since 0.1.0 */

@@ -40,6 +40,7 @@ import * as Semconv from "../telemetry/Semconv.ts"
 import * as TraceContext from "../telemetry/TraceContext.ts"
 import { type Settings, TelemetrySettings } from "../telemetry/TelemetrySettings.ts"
 import { BatchStats } from "./BatchStats.ts"
+import type { DeliveryAborted, DeliveryPlan, RemoteTarget } from "./Delivery.ts"
 import { ConsumerEvent } from "./ConsumerEvent.ts"
 import { type EventResult, Ok } from "./EventResult.ts"
 import * as FailurePolicy from "./FailurePolicy.ts"
@@ -143,13 +144,19 @@ class EventNotOk extends Data.TaggedError("EventNotOk")<{ readonly decision: Dec
 interface Processor<E, R> {
   readonly queue: string
   readonly consumer: string
+  /** Where handlers work: the queue's database, or the remote one. */
   readonly sql: SqlClient.SqlClient
+  /** The queue's database. */
+  readonly queueSql: SqlClient.SqlClient
   readonly pgq: Pgq["Service"]
   readonly failedEvents: FailedEvents["Service"]
   readonly policy: FailurePolicy.FailurePolicy
   readonly isolation: Isolation
   readonly handler: Handler.Handler<E, R>
   readonly take: Effect.Effect<Option.Option<OpenBatch>, PgqError>
+  readonly finish: (batch: NextBatch) => Effect.Effect<void, PgqError | DeliveryAborted>
+  readonly watch: ((batch: NextBatch) => Effect.Effect<never, PgqError | DeliveryAborted>) | undefined
+  readonly remote: RemoteTarget | undefined
   readonly report: (event: ConsumerEvent) => Effect.Effect<void>
   readonly attributes: Readonly<Record<string, string>>
   readonly processSpanName: string
@@ -222,23 +229,29 @@ interface Processed {
  */
 export const make = Effect.fnUntraced(function*<E, R>(
   options: ProcessorOptions<E, R>,
-  report: (event: ConsumerEvent) => Effect.Effect<void> = () => Effect.void
+  report: (event: ConsumerEvent) => Effect.Effect<void> = () => Effect.void,
+  plan?: DeliveryPlan
 ) {
   const pgq = yield* Pgq
   const { queue, consumer } = options
+  const queueSql = yield* SqlClient.SqlClient
   const processor: Processor<E, R> = {
     queue,
     consumer,
-    sql: yield* SqlClient.SqlClient,
+    sql: plan?.remote?.sql ?? queueSql,
+    queueSql,
     pgq,
     failedEvents: yield* FailedEvents,
     policy: options.failurePolicy ?? FailurePolicy.defaultPolicy,
     isolation: options.isolation ?? "default",
     handler: options,
-    take: pgq.takeNextBatch(queue, consumer, {
+    take: plan?.take ?? pgq.takeNextBatch(queue, consumer, {
       conditions: options.batchConditions,
       pageSize: options.fetchSize ?? DEFAULT_FETCH_SIZE
     }),
+    finish: plan?.finish ?? ((batch) => pgq.finishBatch(batch.batchId)),
+    watch: plan?.watch,
+    remote: plan?.remote,
     report,
     attributes: Metrics.attributesOf(queue, consumer),
     processSpanName: Semconv.processSpanName(queue),
@@ -255,7 +268,11 @@ export const make = Effect.fnUntraced(function*<E, R>(
   const attempt = (replayOf: ReplayPlan | undefined) =>
     deliver(processor, replayOf).pipe(Effect.catchCause(lostConnectionFirst))
 
-  const processNext: Effect.Effect<Option.Option<BatchStats>, PgqError, R> = attempt(undefined).pipe(
+  const assign = plan?.assign
+  const first = assign === undefined
+    ? attempt(undefined)
+    : Effect.flatMap(assign, (ready) => ready ? attempt(undefined) : Effect.succeedNone)
+  const processNext: Effect.Effect<Option.Option<BatchStats>, PgqError, R> = first.pipe(
     Effect.catchTag("ReplayNeeded", (needed) =>
       attempt(needed.plan).pipe(
         // A replay protects every handler it runs: it cannot need another.
@@ -292,7 +309,7 @@ export const make = Effect.fnUntraced(function*<E, R>(
       Effect.fail(mapSqlError(error, { operation: "Consumer.processNext", queue, consumer }))),
     // Inside the batch's transaction pgq cannot tell a dropped queue from a removed
     // registration; now that it has rolled back, one pooled query can.
-    Effect.catchTag("ConsumerNotRegistered", refineConsumerNotRegistered(processor.sql))
+    Effect.catchTag("ConsumerNotRegistered", refineConsumerNotRegistered(processor.queueSql))
   )
 
   return { processNext }
@@ -315,7 +332,7 @@ const deliverSampled = <E, R>(
   settings: Settings,
   sampled: boolean | undefined
 ): Effect.Effect<Option.Option<Processed>, PgqError | SqlError | ReplayNeeded | BatchAborted, R> =>
-  withTrackedTransaction(p.sql, (transaction) =>
+  inTransactions(p, (transaction) =>
     Effect.gen(function*() {
       const next = yield* p.take
       if (Option.isNone(next)) return Option.none<Processed>()
@@ -360,11 +377,22 @@ const deliverSampled = <E, R>(
         [Semconv.PGQ_TICK_ID]: String(batch.curTickId),
         [Semconv.PGQ_PREV_TICK_ID]: String(batch.prevTickId)
       })
-      yield* "onEvent" in p.handler
-        ? runEvents(p, d, p.handler.onEvent, next.value)
-        : runBatchHandler(p, d, p.handler.onBatch, next.value)
-      yield* p.pgq.finishBatch(batch.batchId).pipe(
-        Effect.withSpan(Semconv.settleSpanName(p.queue), settleSpan(p, "finish_batch"), NO_STACK)
+      // A remote consumer skips a batch its remote database has applied already.
+      const applied = p.remote !== undefined && (yield* p.remote.ext.isBatchDone(p.remote.consumer, batch.batchId))
+      const work = applied ? Effect.void : Effect.andThen(
+        "onEvent" in p.handler
+          ? runEvents(p, d, p.handler.onEvent, next.value)
+          : runBatchHandler(p, d, p.handler.onBatch, next.value),
+        recordApplied(p, d)
+      )
+      yield* Effect.andThen(
+        p.watch === undefined ? work : Effect.raceFirst(work, p.watch(batch)),
+        p.finish(batch).pipe(
+          Effect.withSpan(Semconv.settleSpanName(p.queue), settleSpan(p, "finish_batch"), NO_STACK)
+        )
+      ).pipe(
+        Effect.catchTag("DeliveryAborted", ({ reason }) =>
+          Effect.fail(new BatchAborted({ batchId: batch.batchId, reason, events: d.events, replayed: d.replay })))
       )
       yield* Effect.annotateCurrentSpan({
         [Semconv.MESSAGING_BATCH_MESSAGE_COUNT]: d.events,
@@ -395,6 +423,40 @@ const deliverSampled = <E, R>(
         sampled
       }, NO_STACK)
     ))
+
+/**
+ * The delivery's transactions: one on the queue's database, where handlers
+ * work too; or, for a remote consumer, the queue's around the remote one,
+ * where handlers work, so the remote commits first and a crash between the
+ * two commits leaves a batch recorded as applied, skipped when delivered
+ * again.
+ */
+const inTransactions = <A, E, R, E2>(
+  p: Processor<E2, R>,
+  use: (transaction: TrackedTransaction) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SqlError, R> =>
+  p.remote === undefined
+    ? withTrackedTransaction(p.sql, use)
+    : p.queueSql.withTransaction(withTrackedTransaction(p.sql, use))
+
+/**
+ * Records the batch as applied in the remote transaction. Another instance
+ * that applied it meanwhile (two remote consumers of one name) wins: this
+ * delivery is rolled back on both sides.
+ */
+const recordApplied = <E, R>(p: Processor<E, R>, d: Delivery): Effect.Effect<void, PgqError | BatchAborted> =>
+  p.remote === undefined ? Effect.void : Effect.flatMap(
+    p.remote.ext.setBatchDone(p.remote.consumer, d.batch.batchId),
+    (recorded) =>
+      recorded ? Effect.void : Effect.fail(
+        new BatchAborted({
+          batchId: d.batch.batchId,
+          reason: "the remote database has this batch applied already (another instance of this consumer?)",
+          events: d.events,
+          replayed: d.replay
+        })
+      )
+  )
 
 /** The first page as a plain loop; a Stream only for the pages after it. */
 const runEvents = <E, R>(p: Processor<E, R>, d: Delivery, onEvent: Handler.EventHandler<E, R>, batch: OpenBatch) =>
@@ -696,10 +758,22 @@ const runProtected = <E, R>(
   call: Effect.Effect<EventResult, E, R>
 ): Effect.Effect<Decision, never, R> =>
   Effect.map(
-    Effect.exit(protect(p, d, call)),
-    (exit) =>
-      exit._tag === "Success" ? { result: exit.value, reason: undefined } : byPolicy(p, event, exit.cause)
+    Effect.exit(protect(p, d, p.remote?.undoFailedResults === true ? undoUnlessOk(call) : call)),
+    (exit) => {
+      if (exit._tag === "Success") return { result: exit.value, reason: undefined }
+      const undone = Cause.findErrorOption(exit.cause)
+      return Option.isSome(undone) && undone.value instanceof Undone
+        ? { result: undone.value.result, reason: undefined }
+        : byPolicy(p, event, exit.cause)
+    }
   )
+
+/** A Failed or Retry result, failed so that its savepoint rolls back (the event-remote consumer). */
+class Undone extends Data.TaggedError("Undone")<{ readonly result: EventResult }> {}
+
+const undoUnlessOk = <E, R>(call: Effect.Effect<EventResult, E, R>): Effect.Effect<EventResult, E | Undone, R> =>
+  Effect.flatMap(call, (result) =>
+    result._tag === "Failed" || result._tag === "Retry" ? Effect.fail(new Undone({ result })) : Effect.succeed(result))
 
 /** Runs `effect` in a nested transaction that fails, and so rolls back, when the handler swallowed an SQL error. */
 const protect = <A, E, R>(p: Processor<E, R>, d: Delivery, effect: Effect.Effect<A, E, R>) =>

@@ -37,6 +37,7 @@ import type { FailedEvents } from "../api/FailedEvents.ts"
 import { Pgq } from "../api/Pgq.ts"
 import type { PgqError } from "../api/PgqError.ts"
 import * as BatchProcessor from "./BatchProcessor.ts"
+import type { DeliveryPlan } from "./Delivery.ts"
 import type { BatchStats } from "./BatchStats.ts"
 import { ConsumerEvent } from "./ConsumerEvent.ts"
 import * as IdleWait from "./IdleWait.ts"
@@ -166,12 +167,28 @@ export const make = Effect.fn("Consumer.make")(function*<E, R>(
   if (options.register === true) yield* pgq.registerConsumer(queue, consumer)
   // Fail now, with a typed error, if the queue or the registration is missing.
   yield* pgq.getConsumerInfo(queue, consumer)
+  return yield* assemble(options, undefined)
+})
 
+/**
+ * The consumer around a batch processor that gets and finishes its batches
+ * as `plan` says (the remote and cooperative consumers); the plain
+ * consumer's way without one. Checks nothing: the caller has.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const assemble = Effect.fnUntraced(function*<E, R>(
+  options: ConsumerOptions<E, R>,
+  plan: DeliveryPlan | undefined
+): Effect.fn.Return<Consumer<R>, never, Scope.Scope | Pgq | FailedEvents | SqlClient.SqlClient> {
+  const pgq = yield* Pgq
+  const { queue, consumer } = options
   const events = yield* PubSub.sliding<ConsumerEvent>(options.eventBuffer ?? 1024)
   const report = (event: ConsumerEvent) =>
     Effect.andThen(PubSub.publish(events, event), logOf(event)).pipe(Effect.annotateLogs({ queue, consumer }))
 
-  const { processNext } = yield* BatchProcessor.make(options, report)
+  const { processNext } = yield* BatchProcessor.make(options, report, plan)
   const idleDelay = Duration.fromInputUnsafe(options.idleDelay ?? "1 second")
   const abortDelay = Duration.fromInputUnsafe(options.abortDelay ?? "5 seconds")
   const stopTimeout = Duration.fromInputUnsafe(options.stopTimeout ?? "30 seconds")
