@@ -11,6 +11,11 @@
  *             start, p50/p99, at the defaults and with event ticks off, as
  *             pgqd ticks (--rate events/s, default 20; --latency-seconds,
  *             default 30)
+ *   tracker   job status tracker: status events appended per second by
+ *             concurrent writers into one job (--writers, default 8;
+ *             --components, default 10000; --chunk events per transaction,
+ *             default 250), and calculateMs, the status of a job of that many
+ *             components
  *   idle      a real daemon with idle consumers: its CPU and RSS
  *             (--consumers, default 10; --idle-seconds sampled, default 30;
  *             --settle-seconds before sampling, default 5)
@@ -27,6 +32,7 @@ import { consume } from "./consume.ts"
 import { idle } from "./idle.ts"
 import { latency } from "./latency.ts"
 import { produce } from "./produce.ts"
+import { tracker } from "./tracker.ts"
 
 const args = process.argv.slice(2)
 const flag = (name: string, fallback: number): number => {
@@ -52,6 +58,12 @@ const benches: Record<string, Effect.Effect<void, unknown, BenchServices>> = {
   latency: latency({
     rate: flag("rate", 20),
     seconds: flag("latency-seconds", 30)
+  }),
+  tracker: tracker({
+    components: flag("components", 10_000),
+    writers: flag("writers", 8),
+    chunk: flag("chunk", 250),
+    runs
   }),
   idle: idle({
     consumers: flag("consumers", 10),

@@ -105,3 +105,27 @@ export * as LagMetrics from "./telemetry/LagMetrics.ts"
 export * as PrometheusText from "./telemetry/PrometheusText.ts"
 /** @since 0.2.0 */
 export * as OtlpExport from "./telemetry/OtlpExport.ts"
+/** @since 0.2.0 */
+export {
+  type ComponentState,
+  ComponentStatus,
+  type Finished,
+  FinishedStatus,
+  FollowUp,
+  Job,
+  JobId,
+  type JobState,
+  JobStatus,
+  type NewJob,
+  type StatusCounts,
+  StatusEvent,
+  type StatusUpdate
+} from "./tracker/Job.ts"
+/** @since 0.2.0 */
+export { type CleanOptions, type JobListOptions, Tracker } from "./tracker/Tracker.ts"
+/** @since 0.2.0 */
+export { JobNotFound, type TrackerError, UnknownComponent } from "./tracker/TrackerError.ts"
+/** @since 0.2.0 */
+export * as MemoryTracker from "./tracker/MemoryTracker.ts"
+/** @since 0.2.0 */
+export * as Tracked from "./tracker/Tracked.ts"

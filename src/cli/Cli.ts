@@ -21,6 +21,7 @@ import { status } from "./admin/Status.ts"
 import { uninstall } from "./admin/Uninstall.ts"
 import { daemon } from "./DaemonCommand.ts"
 import { db, debug } from "./flags.ts"
+import { job } from "./JobCommand.ts"
 import { ticker } from "./TickerCommand.ts"
 
 /**
@@ -34,7 +35,8 @@ export const root = Command.make("effect-pgq").pipe(
     { group: "Queues and consumers", commands: [createQueue, dropQueue, queueConfig, register, unregister] },
     { group: "Events", commands: [insert, failed, deleteFailed, retryFailed, eventStatus] },
     { group: "Monitoring", commands: [status] },
-    { group: "Running", commands: [ticker, daemon] }
+    { group: "Running", commands: [ticker, daemon] },
+    { group: "Jobs", commands: [job] }
   ]),
   // After the subcommands, whose handlers read them.
   Command.withGlobalFlags([db, debug]),
