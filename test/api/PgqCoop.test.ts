@@ -13,6 +13,7 @@ import * as Path from "node:path"
 import type { NextBatch } from "../../src/api/BatchInfo.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
 import * as PgqCoop from "../../src/api/PgqCoop.ts"
+import * as CoopConsumer from "../../src/consumer/CoopConsumer.ts"
 import { Producer } from "../../src/api/Producer.ts"
 import * as DebianPackage from "../DebianPackage.ts"
 import * as TestDb from "../TestDb.ts"
@@ -126,7 +127,7 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("PgqCoop", (it) => {
     "Skytools' Python CoopConsumer and an effect-pgq subconsumer share one consumer: each batch processed once",
     () =>
       Effect.gen(function*() {
-        const { sql, coop, queue, produce, dataOf } = yield* setup
+        const { sql, coop, queue, produce } = yield* setup
         const table = TestDb.unique("coop_seen")
         yield* sql`create table ${sql(table)} (ev_id bigint not null, data text, worker text not null)`
         yield* coop.registerSubconsumer(queue, "shared", "node")
@@ -142,21 +143,18 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("PgqCoop", (it) => {
             (error, stdout, stderr) => resume(error ? Effect.fail(new Error(`${error.message}\n${stderr}`)) : Effect.succeed(stdout))
           )
         })
-        const node = Effect.gen(function*() {
-          let batches = 0
-          while (true) {
-            const batch = yield* coop.nextBatch(queue, "shared", "node")
-            if (Option.isNone(batch)) return batches
-            yield* sql.withTransaction(Effect.gen(function*() {
-              for (const data of yield* dataOf(batch)) {
-                yield* sql`insert into ${sql(table)} (ev_id, data, worker) values (0, ${data}, 'node')`
-              }
-              yield* coop.finishBatch(batch.value.batchId)
-            }))
-            batches++
-            yield* Effect.sleep("30 millis")
-          }
+        // effect-pgq's subconsumer, pausing a little per event so that the Python one gets batches too.
+        const subconsumer = yield* CoopConsumer.make({
+          queue,
+          consumer: "shared",
+          subconsumer: "node",
+          onEvent: (event) =>
+            Effect.andThen(
+              sql`insert into ${sql(table)} (ev_id, data, worker) values (${event.id}, ${event.data}, 'node')`,
+              Effect.sleep("30 millis")
+            )
         })
+        const node = Effect.map(subconsumer.processAvailable, (totals) => totals.batches)
         const [out, nodeBatches] = yield* Effect.all([python, node], { concurrency: 2 })
         const pythonBatches = Schema.decodeUnknownSync(Schema.fromJsonString(Schema.Struct({ batches: Schema.Number })))(out)
           .batches

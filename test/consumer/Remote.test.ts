@@ -7,7 +7,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, Redacted, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
 import { Installer } from "../../src/api/Installer.ts"
@@ -19,7 +19,9 @@ import * as RemoteConsumer from "../../src/consumer/RemoteConsumer.ts"
 import * as TestDb from "../TestDb.ts"
 
 /** A fresh remote database with an `applied` table; dropped when the scope closes. */
-const remoteDatabase = Effect.gen(function*() {
+const remoteDatabase = Effect.suspend(() => remoteDatabaseNamed(TestDb.unique("remote_app")))
+
+const remoteDatabaseNamed = (applicationName: string) => Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const name = TestDb.unique("remote").toLowerCase()
   yield* Effect.acquireRelease(
@@ -28,7 +30,7 @@ const remoteDatabase = Effect.gen(function*() {
   )
   const url = new URL(TestDb.url)
   url.pathname = `/${name}`
-  const layer = PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 4 })
+  const layer = PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 4, applicationName })
   const remote = yield* Effect.provide(SqlClient.SqlClient, yield* Layer.build(layer))
   yield* remote`create table applied (ev_id bigint not null, data text)`
   const applied = Effect.map(
@@ -163,5 +165,47 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("remote consumers", (
       assert.deepStrictEqual(calls, ["a", "b", "c"], "handlers did not run again")
       assert.deepStrictEqual(yield* applied, ["a", "b", "c"])
       assert.strictEqual((yield* (yield* Pgq).getConsumerInfo(queue, consumer)).pendingEvents, 0n)
+    }))
+
+  it.effect("the remote database's connection lost mid-batch: both sides roll back, the consumer reconnects and applies the batch once", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const applicationName = TestDb.unique("remote_lost")
+      const { layer, applied } = yield* remoteDatabaseNamed(applicationName)
+      const { queue, consumer } = yield* queueWith("a", "b", "c")
+      const reached = yield* Deferred.make<void>()
+      const go = yield* Deferred.make<void>()
+      let first = true
+      const c = yield* RemoteConsumer.make({
+        queue,
+        consumer,
+        remote: layer,
+        idleDelay: "100 millis",
+        onEvent: (event) =>
+          Effect.gen(function*() {
+            if (event.data === "b" && first) {
+              first = false
+              yield* Deferred.succeed(reached, undefined)
+              yield* Deferred.await(go)
+            }
+            yield* apply(event)
+          })
+      })
+      const running = yield* Effect.forkChild(c.run)
+      yield* Deferred.await(reached)
+      const [killed] = yield* sql<{ readonly n: number }>`
+        select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
+        where application_name = ${applicationName} and state like 'idle in transaction%'`
+      assert.strictEqual(killed!.n, 1, "the batch's remote connection, in its transaction, was terminated")
+      yield* Deferred.succeed(go, undefined)
+      yield* Effect.flatMap(applied, (rows) => rows.length === 3 ? Effect.void : Effect.fail("not yet")).pipe(
+        Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 150 })
+      )
+      yield* Effect.sleep("300 millis")
+      assert.deepStrictEqual(yield* applied, ["a", "b", "c"])
+      assert.strictEqual((yield* (yield* Pgq).getConsumerInfo(queue, consumer)).pendingEvents, 0n)
+      assert.strictEqual(yield* (yield* FailedEvents).count(queue, consumer), 0)
+      yield* c.stop()
+      yield* Fiber.join(running)
     }))
 })
