@@ -44,12 +44,34 @@ import type { TickerSettings } from "./Ticker.ts"
 export type DaemonServices = Services | SqlClient.SqlClient
 
 /**
- * One consumer the daemon runs: the options of `Consumer.make`.
+ * One consumer the daemon runs: the options of `Consumer.make`, and, for
+ * the other kinds, `remote` or `coop`.
  *
  * @since 0.2.0
  * @category models
  */
-export type ConsumerDefinition = ConsumerOptions<unknown, DaemonServices>
+export type ConsumerDefinition = ConsumerOptions<unknown, DaemonServices> & {
+  /**
+   * A remote consumer (`RemoteConsumer`): handlers apply events to this
+   * database, exactly once; their `SqlClient` is this database's. With
+   * `perEvent: true`, an event-remote consumer (`EventRemoteConsumer`): a
+   * savepoint per event.
+   */
+  readonly remote?: {
+    readonly url: string | Redacted.Redacted
+    readonly perEvent?: boolean | undefined
+    /** Default 2. */
+    readonly maxConnections?: number | undefined
+  } | undefined
+  /** A subconsumer of a cooperative consumer (`CoopConsumer`). */
+  readonly coop?: {
+    readonly subconsumer: string
+    /** Take over a silent peer's batch after this long. Default never. */
+    readonly deadInterval?: Duration.Input | undefined
+    /** Default 10 seconds. */
+    readonly heartbeat?: Duration.Input | undefined
+  } | undefined
+}
 
 /**
  * Where the control endpoint listens: a loopback port (default host
@@ -182,10 +204,23 @@ const ConsumerSchema = Schema.Struct({
   queue: nonEmpty,
   consumer: nonEmpty,
   onEvent: Schema.optional(aFunction),
-  onBatch: Schema.optional(aFunction)
+  onBatch: Schema.optional(aFunction),
+  remote: Schema.optional(Schema.Struct({
+    url: Schema.Union([nonEmpty, Schema.declare(Redacted.isRedacted).annotate({ expected: "a Redacted" })]),
+    perEvent: Schema.optional(Schema.Boolean),
+    maxConnections: Schema.optional(positiveInt)
+  })),
+  coop: Schema.optional(Schema.Struct({
+    subconsumer: nonEmpty,
+    deadInterval: Schema.optional(duration),
+    heartbeat: Schema.optional(duration)
+  }))
 }).check(
   Schema.makeFilter((c) => (c.onEvent === undefined) !== (c.onBatch === undefined), {
     expected: "exactly one of onEvent and onBatch"
+  }),
+  Schema.makeFilter((c) => c.remote === undefined || c.coop === undefined, {
+    expected: "at most one of remote and coop"
   })
 )
 
@@ -196,8 +231,8 @@ const ConfigSchema = Schema.Struct({
   }),
   consumers: Schema.Array(ConsumerSchema).check(
     Schema.makeFilter(
-      (consumers) => new Set(consumers.map((c) => `${c.queue}\u0000${c.consumer}`)).size === consumers.length,
-      { expected: "each (queue, consumer) pair at most once" }
+      (consumers) => new Set(consumers.map((c) => `${c.queue}\u0000${instanceName(c)}`)).size === consumers.length,
+      { expected: "each (queue, consumer) pair, or (queue, consumer, subconsumer), at most once" }
     )
   ),
   queues: Schema.optional(Schema.Record(
@@ -322,7 +357,19 @@ export const pidfileOf = (file: string, config: DaemonConfig): string =>
  * @since 0.2.0
  * @category utils
  */
-export const keyOf = (definition: ConsumerDefinition): string => `${definition.queue}/${definition.consumer}`
+export const keyOf = (definition: ConsumerDefinition): string => `${definition.queue}/${instanceName(definition)}`
+
+/**
+ * The pgq consumer a definition runs as: its name, or `<consumer>.<subconsumer>`
+ * for a subconsumer. One instance of it is active across processes.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const instanceName = (definition: {
+  readonly consumer: string
+  readonly coop?: { readonly subconsumer: string } | undefined
+}): string => definition.coop === undefined ? definition.consumer : `${definition.consumer}.${definition.coop.subconsumer}`
 
 const messageOf = (cause: unknown): string =>
   (Predicate.hasProperty(cause, "message") && Predicate.isString(cause.message) ? cause.message : String(cause))

@@ -15,7 +15,8 @@
 import { Cause, Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option, Predicate, PubSub, Scope } from "effect"
 import * as Consumer from "../consumer/Consumer.ts"
 import type { ConsumerEvent } from "../consumer/ConsumerEvent.ts"
-import { type ConsumerDefinition, type DaemonServices, keyOf } from "./DaemonConfig.ts"
+import * as ConfiguredConsumer from "./ConfiguredConsumer.ts"
+import { type ConsumerDefinition, type DaemonServices, instanceName, keyOf } from "./DaemonConfig.ts"
 import { LeadershipLost, whileLeader } from "./Leadership.ts"
 
 /**
@@ -123,7 +124,7 @@ export const make: Effect.Effect<Supervisor["Service"], never, Scope.Scope | Dae
           const startedAt = yield* Clock.currentTimeMillis
           const exit = yield* Effect.exit(whileLeader(
             entry.definition.queue,
-            entry.definition.consumer,
+            instanceName(entry.definition),
             Effect.sync(() => entry.status.state = "standby"),
             runOnce(entry)
           ))
@@ -150,7 +151,7 @@ export const make: Effect.Effect<Supervisor["Service"], never, Scope.Scope | Dae
     /** One life of the consumer: made, watched through its events, run until it stops or fails. */
     const runOnce = (entry: Supervised) =>
       Effect.scoped(Effect.gen(function*() {
-        const consumer = yield* Consumer.make(entry.definition)
+        const consumer = yield* ConfiguredConsumer.make(entry.definition)
         const events = yield* consumer.subscribe
         yield* Effect.forkScoped(Effect.forever(Effect.flatMap(PubSub.take(events), (event) => track(entry, event))))
         entry.current = Option.some(consumer)

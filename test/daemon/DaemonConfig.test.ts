@@ -24,7 +24,13 @@ describe("DaemonConfig.decode", () => {
       const cases: ReadonlyArray<readonly [unknown, string]> = [
         [{ ...base, consumers: [{ ...consumer, queue: "" }] }, "cfg.ts: consumers[0].queue: Expected a non-empty string"],
         [{ ...base, consumers: [{ queue: "q", consumer: "c" }] }, "cfg.ts: consumers[0]: Expected exactly one of onEvent and onBatch"],
-        [{ ...base, consumers: [consumer, consumer] }, "cfg.ts: consumers: Expected each (queue, consumer) pair at most once"],
+        [{ ...base, consumers: [consumer, consumer] }, "cfg.ts: consumers: Expected each (queue, consumer) pair"],
+        [{ ...base, consumers: [{ ...consumer, remote: { url: "" } }] }, "cfg.ts: consumers[0].remote.url: Expected a non-empty string"],
+        [{ ...base, consumers: [{ ...consumer, coop: { subconsumer: "" } }] }, "cfg.ts: consumers[0].coop.subconsumer: Expected a non-empty string"],
+        [
+          { ...base, consumers: [{ ...consumer, remote: { url: "postgres://x/y" }, coop: { subconsumer: "a" } }] },
+          "cfg.ts: consumers[0]: Expected at most one of remote and coop"
+        ],
         [{ ...base, control: { port: 99999 } }, "cfg.ts: control.port: Expected a port number from 0 to 65535"],
         [{ ...base, logging: { level: "loud" } }, "cfg.ts: logging.level: Expected one of DEBUG, VERBOSE, NOTICE, WARNING, ERROR, FATAL"],
         [{ ...base, ticker: { tickerPeriod: "soon" } }, "cfg.ts: ticker.tickerPeriod: Expected a duration"],
@@ -35,6 +41,15 @@ describe("DaemonConfig.decode", () => {
         assert.isTrue(message.startsWith(expected), `${message} should start with ${expected}`)
         assert.notInclude(message, "\n")
       }
+    }))
+
+  it.effect("subconsumers of one consumer are distinct instances", () =>
+    Effect.gen(function*() {
+      const config = yield* DaemonConfig.decode("cfg.ts", {
+        ...base,
+        consumers: [{ ...consumer, coop: { subconsumer: "a" } }, { ...consumer, coop: { subconsumer: "b" } }, consumer]
+      })
+      assert.deepStrictEqual(config.consumers.map(DaemonConfig.keyOf), ["q/c.a", "q/c.b", "q/c"])
     }))
 
   it.effect("a module that does not load, or exports nothing, is a DaemonConfigError", () =>
