@@ -28,10 +28,14 @@ const OrderPlaced = Schema.Struct({ orderId: Schema.Int, total: Schema.Finite, e
 const queue = `orders_${process.pid}`
 const consumer = "mailer"
 
-/** Makes the queue's next batch now (a running ticker or pgqd would do this). */
+/**
+ * Makes the queue's next batch now, with the retried events that are due (a
+ * running ticker or pgqd would do this). pgq moves at most 10 retry events
+ * per call, of every queue of the database: call until none is left.
+ */
 const tick = Effect.gen(function*() {
   const pgq = yield* Pgq
-  yield* pgq.maintRetryEvents
+  yield* Effect.repeat(pgq.maintRetryEvents, { until: (moved) => moved === 0 })
   yield* pgq.forceTick(queue)
   yield* pgq.tickQueue(queue)
 })
