@@ -83,3 +83,28 @@ export const onDatabaseWithoutSchema = <ROut, A, E>(
       () => Effect.orDie(sql`drop database ${sql(name)} with (force)`)
     )
   })
+
+/**
+ * A new, empty database of the test cluster (no pgq), dropped with its
+ * sessions when the scope closes: a remote database, or one a suite keeps to
+ * itself. Its URL, and a client on it (`applicationName` tells its sessions
+ * apart).
+ */
+export const scratchDatabase = (prefix: string, options?: { readonly applicationName?: string }) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const name = unique(prefix).toLowerCase()
+    yield* Effect.acquireRelease(
+      sql`create database ${sql(name)}`,
+      () => Effect.orDie(sql`drop database ${sql(name)} with (force)`)
+    )
+    const dbUrl = new URL(url)
+    dbUrl.pathname = `/${name}`
+    const client = PgClient.layer({
+      url: Redacted.make(dbUrl.toString()),
+      maxConnections: 4,
+      applicationName: options?.applicationName ?? name
+    })
+    const scratch = yield* Effect.provide(SqlClient.SqlClient, yield* Layer.build(client))
+    return { name, url: dbUrl.toString(), layer: client, sql: scratch }
+  })

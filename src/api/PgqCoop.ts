@@ -28,6 +28,7 @@ import type { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { findOne, findOneOption } from "../internal/rows.ts"
 import type { ErrorContext } from "../internal/mapSqlError.ts"
+import * as InstallableApi from "../internal/installableApi.ts"
 import { makeSqlRunner } from "../internal/sqlRunner.ts"
 import { NextBatch } from "./BatchInfo.ts"
 import type { BatchId } from "./Ids.ts"
@@ -253,9 +254,8 @@ const INSTALL: ReadonlyArray<string> = [
  * @since 0.2.0
  * @category models
  */
-export type Provider = "pgq_coop" | "effect-pgq" | "none"
+export type Provider = InstallableApi.Provider<"pgq_coop">
 
-const decodeProvider = findOne(Schema.Struct({ extension: Schema.Boolean, schema: Schema.Boolean }))("pgq_coop presence")
 const decodeInt = findOne(Schema.Struct({ r: Schema.Number }))("pgq_coop")
 const decodeNextBatch = findOneOption(NextBatch)
 
@@ -326,24 +326,11 @@ export interface PgqCoop {
 export const make = (sql: SqlClient.SqlClient): PgqCoop => {
   const run = makeSqlRunner(sql)
 
-  const provider = run(
-    { operation: "PgqCoop.provider" },
-    sql`select
-      exists (select 1 from pg_extension where extname = 'pgq_coop') as extension,
-      exists (select 1 from pg_namespace where nspname = 'pgq_coop') as schema`
-  ).pipe(
-    Effect.flatMap(decodeProvider),
-    Effect.map(({ extension, schema }): Provider => extension ? "pgq_coop" : schema ? "effect-pgq" : "none")
-  )
-
-  const install = run(
-    { operation: "PgqCoop.install" },
-    sql.withTransaction(Effect.gen(function*() {
-      yield* sql`select pg_advisory_xact_lock(${INSTALL_LOCK})`
-      if ((yield* provider) !== "none") return
-      for (const statement of INSTALL) yield* sql.unsafe(statement)
-    }))
-  ).pipe(Effect.andThen(provider), Effect.withSpan("PgqCoop.install"))
+  const { install, provider } = InstallableApi.make(sql, {
+    extension: "pgq_coop",
+    lockKey: INSTALL_LOCK,
+    statements: INSTALL
+  })
 
   const int = (context: ErrorContext, statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
     run(context, statement).pipe(Effect.flatMap(decodeInt), Effect.map((row) => row.r))

@@ -29,6 +29,7 @@ import { Effect, Schema } from "effect"
 import type { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { findOne } from "../internal/rows.ts"
+import * as InstallableApi from "../internal/installableApi.ts"
 import { makeSqlRunner } from "../internal/sqlRunner.ts"
 import { type BatchId, type EventId, TickId } from "./Ids.ts"
 import type { PgqError } from "./PgqError.ts"
@@ -163,9 +164,8 @@ const INSTALL: ReadonlyArray<string> = [
  * @since 0.2.0
  * @category models
  */
-export type Provider = "pgq_ext" | "effect-pgq" | "none"
+export type Provider = InstallableApi.Provider<"pgq_ext">
 
-const decodeProvider = findOne(Schema.Struct({ extension: Schema.Boolean, schema: Schema.Boolean }))("pgq_ext presence")
 const decodeBoolean = findOne(Schema.Struct({ r: Schema.Boolean }))("pgq_ext")
 const decodeTick = findOne(Schema.Struct({ r: Schema.NullOr(TickId) }))("pgq_ext.get_last_tick()")
 
@@ -212,24 +212,11 @@ export interface PgqExt {
 export const make = (sql: SqlClient.SqlClient): PgqExt => {
   const run = makeSqlRunner(sql)
 
-  const provider = run(
-    { operation: "PgqExt.provider" },
-    sql`select
-      exists (select 1 from pg_extension where extname = 'pgq_ext') as extension,
-      exists (select 1 from pg_namespace where nspname = 'pgq_ext') as schema`
-  ).pipe(
-    Effect.flatMap(decodeProvider),
-    Effect.map(({ extension, schema }): Provider => extension ? "pgq_ext" : schema ? "effect-pgq" : "none")
-  )
-
-  const install = run(
-    { operation: "PgqExt.install" },
-    sql.withTransaction(Effect.gen(function*() {
-      yield* sql`select pg_advisory_xact_lock(${INSTALL_LOCK})`
-      if ((yield* provider) !== "none") return
-      for (const statement of INSTALL) yield* sql.unsafe(statement)
-    }))
-  ).pipe(Effect.andThen(provider), Effect.withSpan("PgqExt.install"))
+  const { install, provider } = InstallableApi.make(sql, {
+    extension: "pgq_ext",
+    lockKey: INSTALL_LOCK,
+    statements: INSTALL
+  })
 
   const bool = (operation: string, statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
     run({ operation }, statement).pipe(Effect.flatMap(decodeBoolean), Effect.map((row) => row.r))

@@ -4,10 +4,8 @@
  * behaviour under concurrent recorders, and Skytools' Python
  * RemoteConsumer running against it unchanged.
  */
-import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted, Schema } from "effect"
-import { SqlClient } from "effect/sql"
+import { Effect, Schema } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Path from "node:path"
 import { BatchId, EventId, TickId } from "../../src/api/Ids.ts"
@@ -20,19 +18,7 @@ import * as TestDb from "../TestDb.ts"
 const batch = (n: number) => BatchId.make(BigInt(n))
 const event = (n: number) => EventId.make(BigInt(n))
 
-/** A fresh database of the test cluster (no pgq), dropped when the scope closes. */
-const remoteDatabase = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const name = TestDb.unique("remote").toLowerCase()
-  yield* Effect.acquireRelease(
-    sql`create database ${sql(name)}`,
-    () => Effect.orDie(sql`drop database ${sql(name)} with (force)`)
-  )
-  const url = new URL(TestDb.url)
-  url.pathname = `/${name}`
-  const client = yield* Layer.build(PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 4 }))
-  return { url: url.toString(), sql: (yield* Effect.provide(SqlClient.SqlClient, client)) }
-})
+const remoteDatabase = TestDb.scratchDatabase("remote")
 
 const skytoolsSkip = DebianPackage.ensureSkytools()
 if (skytoolsSkip !== undefined) console.warn(`skipping the Skytools RemoteConsumer test: ${skytoolsSkip}`)

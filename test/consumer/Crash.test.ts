@@ -10,9 +10,7 @@
  * 20,000.
  */
 import { assert, layer } from "@effect/vitest"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, Random, Redacted } from "effect"
-import { SqlClient } from "effect/sql"
+import { Effect, Random } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Path from "node:path"
 import { Installer } from "../../src/api/Installer.ts"
@@ -59,20 +57,9 @@ const runChild = (args: ReadonlyArray<string>, killAfter: number | undefined) =>
 
 /** A fresh remote database with the table the child applies events to. */
 const remoteDatabase = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const name = TestDb.unique("crash").toLowerCase()
-  yield* Effect.acquireRelease(
-    sql`create database ${sql(name)}`,
-    () => Effect.orDie(sql`drop database ${sql(name)} with (force)`)
-  )
-  const url = new URL(TestDb.url)
-  url.pathname = `/${name}`
-  const remote = yield* Effect.provide(
-    SqlClient.SqlClient,
-    yield* Layer.build(PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 2 }))
-  )
+  const { url, sql: remote } = yield* TestDb.scratchDatabase("crash")
   yield* remote`create table applied (ev_id bigint not null)`
-  return { url: url.toString(), remote }
+  return { url, remote }
 })
 
 layer(TestDb.servicesLayer, { excludeTestServices: true })("crash harness", (it) => {

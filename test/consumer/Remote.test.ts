@@ -5,9 +5,8 @@
  * queue's COMMIT failing after the remote one), after which the batch is
  * recognised as applied and never applied twice.
  */
-import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Option, Redacted, Schedule } from "effect"
+import { Deferred, Effect, Fiber, Option, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
 import { Installer } from "../../src/api/Installer.ts"
@@ -21,24 +20,16 @@ import * as TestDb from "../TestDb.ts"
 /** A fresh remote database with an `applied` table; dropped when the scope closes. */
 const remoteDatabase = Effect.suspend(() => remoteDatabaseNamed(TestDb.unique("remote_app")))
 
-const remoteDatabaseNamed = (applicationName: string) => Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const name = TestDb.unique("remote").toLowerCase()
-  yield* Effect.acquireRelease(
-    sql`create database ${sql(name)}`,
-    () => Effect.orDie(sql`drop database ${sql(name)} with (force)`)
-  )
-  const url = new URL(TestDb.url)
-  url.pathname = `/${name}`
-  const layer = PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 4, applicationName })
-  const remote = yield* Effect.provide(SqlClient.SqlClient, yield* Layer.build(layer))
-  yield* remote`create table applied (ev_id bigint not null, data text)`
-  const applied = Effect.map(
-    remote<{ readonly data: string }>`select data from applied order by ev_id, data`,
-    (rows) => rows.map((row) => row.data)
-  )
-  return { layer, remote, applied }
-})
+const remoteDatabaseNamed = (applicationName: string) =>
+  Effect.gen(function*() {
+    const { layer, sql: remote } = yield* TestDb.scratchDatabase("remote", { applicationName })
+    yield* remote`create table applied (ev_id bigint not null, data text)`
+    const applied = Effect.map(
+      remote<{ readonly data: string }>`select data from applied order by ev_id, data`,
+      (rows) => rows.map((row) => row.data)
+    )
+    return { layer, remote, applied }
+  })
 
 /** A queue with a consumer and `data` produced and ticked into one batch. */
 const queueWith = (...data: ReadonlyArray<string>) =>

@@ -3,9 +3,8 @@
  * applying events to another database, and two subconsumers of one
  * cooperative consumer sharing its batches, each its own instance.
  */
-import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted, Schedule } from "effect"
+import { Effect, Layer, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { Installer } from "../../src/api/Installer.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
@@ -30,17 +29,7 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("the daemon's consume
       yield* (yield* Installer).install
       yield* coop.install
 
-      const remoteName = TestDb.unique("daemon_remote").toLowerCase()
-      yield* Effect.acquireRelease(
-        sql`create database ${sql(remoteName)}`,
-        () => Effect.orDie(sql`drop database ${sql(remoteName)} with (force)`)
-      )
-      const remoteUrl = new URL(TestDb.url)
-      remoteUrl.pathname = `/${remoteName}`
-      const remote = yield* Effect.provide(
-        SqlClient.SqlClient,
-        yield* Layer.build(PgClient.layer({ url: Redacted.make(remoteUrl.toString()), maxConnections: 1 }))
-      )
+      const { url: remoteUrl, sql: remote } = yield* TestDb.scratchDatabase("daemon_remote")
       yield* remote`create table applied (data text)`
       const table = TestDb.unique("kinds_seen")
       yield* sql`create table ${sql(table)} (data text not null, worker text not null)`
@@ -56,7 +45,7 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("the daemon's consume
         {
           queue: remoteQueue,
           consumer: "applier",
-          remote: { url: remoteUrl.toString() },
+          remote: { url: remoteUrl },
           idleDelay: "100 millis",
           // Its SqlClient is the remote database's.
           onEvent: (event) =>
