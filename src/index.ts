@@ -129,3 +129,9 @@ export { JobNotFound, type TrackerError, UnknownComponent } from "./tracker/Trac
 export * as MemoryTracker from "./tracker/MemoryTracker.ts"
 /** @since 0.2.0 */
 export * as Tracked from "./tracker/Tracked.ts"
+/** @since 0.2.0 */
+export * as ConsoleHandler from "./console/ConsoleHandler.ts"
+/** @since 0.2.0 */
+export * as ConsoleServer from "./console/ConsoleServer.ts"
+/** @since 0.2.0 */
+export * as LagHistory from "./console/LagHistory.ts"

@@ -19,6 +19,7 @@ import { queueConfig } from "./admin/QueueConfig.ts"
 import { register, unregister } from "./admin/Register.ts"
 import { status } from "./admin/Status.ts"
 import { uninstall } from "./admin/Uninstall.ts"
+import { webConsole } from "./ConsoleCommand.ts"
 import { daemon } from "./DaemonCommand.ts"
 import { db, debug } from "./flags.ts"
 import { job } from "./JobCommand.ts"
@@ -34,7 +35,7 @@ export const root = Command.make("effect-pgq").pipe(
     { group: "Setup", commands: [install, uninstall, check] },
     { group: "Queues and consumers", commands: [createQueue, dropQueue, queueConfig, register, unregister] },
     { group: "Events", commands: [insert, failed, deleteFailed, retryFailed, eventStatus] },
-    { group: "Monitoring", commands: [status] },
+    { group: "Monitoring", commands: [status, webConsole] },
     { group: "Running", commands: [ticker, daemon] },
     { group: "Jobs", commands: [job] }
   ]),

@@ -7,6 +7,7 @@
  * | `/healthz` | `ok` while the daemon runs |
  * | `/status` | JSON: pid, uptime, and per consumer its state, batch in hand, counters, lag and pending events |
  * | `/metrics` | the same figures in Prometheus' text format, and effect-pgq's metrics (`Metrics`) |
+ * | `/console/` | the web console (`ConsoleHandler`), unless the config's `console` section turns it off |
  *
  * Lag and pending events come from pgq itself (`pgq.get_consumer_info`), so
  * they keep growing while a consumer is stopped; `/metrics` asks pgq at each
@@ -16,13 +17,18 @@
  *
  * @since 0.2.0
  */
-import { Clock, Data, Duration, Effect, Option, type Scope } from "effect"
+import { Clock, Data, Duration, Effect, Option, Redacted, type Scope } from "effect"
+import type { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
+import type { EventStatus } from "../api/EventStatus.ts"
+import type { FailedEvents } from "../api/FailedEvents.ts"
 import { Pgq } from "../api/Pgq.ts"
+import * as ConsoleHandler from "../console/ConsoleHandler.ts"
+import { isLoopback } from "../console/Security.ts"
 import * as LagMetrics from "../telemetry/LagMetrics.ts"
 import * as PrometheusText from "../telemetry/PrometheusText.ts"
-import type { ControlAddress } from "./DaemonConfig.ts"
+import type { ConsoleConfig, ControlAddress } from "./DaemonConfig.ts"
 import { type ConsumerStatus, Supervisor } from "./Supervisor.ts"
 
 /**
@@ -61,16 +67,34 @@ export class ControlEndpointError extends Data.TaggedError("ControlEndpointError
 /**
  * Serves the endpoint until the scope closes; returns where it listens
  * (`host:port`, with the real port when 0 was asked, or the socket path).
+ * The web console is mounted under `/console` unless `consoleConfig` is `false`
+ * or says `enabled: false`; its address (with a token made at start, when
+ * the config sets none) is logged.
  *
  * @since 0.2.0
  * @category constructors
  */
 export const serve = (
-  address: ControlAddress
-): Effect.Effect<string, ControlEndpointError, Scope.Scope | Supervisor | Pgq> =>
+  address: ControlAddress,
+  consoleConfig?: ConsoleConfig | false | undefined
+): Effect.Effect<
+  string,
+  ControlEndpointError,
+  Scope.Scope | Supervisor | Pgq | FailedEvents | EventStatus | SqlClient.SqlClient
+> =>
   Effect.gen(function*() {
     const supervisor = yield* Supervisor
     const pgq = yield* Pgq
+    const consoleSection = consoleConfig === false ? { enabled: false } : consoleConfig ?? {}
+    const configuredToken = consoleSection.token === undefined ? undefined : Redacted.make(
+      Redacted.isRedacted(consoleSection.token) ? String(Redacted.value(consoleSection.token)) : consoleSection.token
+    )
+    const webConsole = consoleSection.enabled === false ? undefined : yield* ConsoleHandler.make({
+      token: configuredToken,
+      readOnly: consoleSection.readOnly,
+      daemonStatus: supervisor.status,
+      loopbackOnly: !("socket" in address) && isLoopback(address.host ?? "127.0.0.1")
+    })
     const startedAt = yield* Clock.currentTimeMillis
     const context = yield* Effect.context<never>()
 
@@ -126,6 +150,7 @@ export const serve = (
 
     const server = Http.createServer((request, response) => {
       const path = new URL(request.url ?? "/", "http://localhost").pathname
+      if (webConsole !== undefined && webConsole.handles(path)) return webConsole.handle(request, response)
       if (request.method !== "GET" && request.method !== "HEAD") {
         response.writeHead(405, { "content-type": "text/plain; charset=utf-8", allow: "GET, HEAD" }).end("method not allowed\n")
         return
@@ -140,7 +165,7 @@ export const serve = (
       })
     })
 
-    return yield* Effect.acquireRelease(
+    const listening = yield* Effect.acquireRelease(
       Effect.callback<string, ControlEndpointError>((resume) => {
         const shown = "socket" in address ? address.socket : `${address.host ?? "127.0.0.1"}:${address.port}`
         server.once("error", (error) => resume(Effect.fail(new ControlEndpointError({ address: shown, reason: error.message }))))
@@ -166,6 +191,17 @@ export const serve = (
           server.closeAllConnections()
         })
     )
+    if (webConsole !== undefined) {
+      // A token of the config's is not repeated in the log; one made here must be, or no one could act.
+      const showToken = !webConsole.readOnly && configuredToken === undefined
+      yield* Effect.logInfo(
+        "socket" in address
+          ? `console under ${ConsoleHandler.BASE}/ on ${listening}` +
+            (showToken ? ` (token ${Redacted.value(webConsole.token)})` : "")
+          : `console on ${showToken ? webConsole.url(`http://${listening}`) : `http://${listening}${ConsoleHandler.BASE}/`}`
+      )
+    }
+    return listening
   })
 
 const escapeLabel = (value: string): string => value.replace(/\\/g, "\\\\").replace(/"/g, "\\\"").replace(/\n/g, "\\n")

@@ -130,7 +130,7 @@ const supervise = (
       yield* Effect.forkScoped(Ticker.run(config.ticker === true || config.ticker === undefined ? {} : config.ticker))
     }
     if (config.control !== undefined && config.control !== false) {
-      const address = yield* serve(config.control).pipe(Effect.provideService(Supervisor, supervisor))
+      const address = yield* serve(config.control, config.console).pipe(Effect.provideService(Supervisor, supervisor))
       yield* Pidfile.recordControl(pidfile, address)
       yield* Effect.logInfo(`control endpoint on ${address}`)
     }

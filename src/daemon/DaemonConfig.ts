@@ -110,6 +110,26 @@ export interface TelemetryConfig {
 }
 
 /**
+ * The daemon's `console` section: the web console under `/console` of the
+ * control endpoint.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ConsoleConfig {
+  /** Serve the console. Default true (when there is a control endpoint). */
+  readonly enabled?: boolean | undefined
+  /**
+   * The token retry and delete need, at least 16 characters; keep it out of
+   * the file with `Redacted.make(process.env.…)`. Default: a fresh one at
+   * each start, logged with the console's address.
+   */
+  readonly token?: string | Redacted.Redacted | undefined
+  /** Show no actions and refuse them all. Default false. */
+  readonly readOnly?: boolean | undefined
+}
+
+/**
  * @since 0.2.0
  * @category models
  */
@@ -133,8 +153,10 @@ export interface DaemonConfig {
    * pgqd ticks the database; `false` never runs it.
    */
   readonly ticker?: boolean | TickerSettings | undefined
-  /** The control endpoint (`/healthz`, `/status`, `/metrics`). Default none. */
+  /** The control endpoint (`/healthz`, `/status`, `/metrics`, `/console/`). Default none. */
   readonly control?: ControlAddress | false | undefined
+  /** The web console on the control endpoint (`/console`). Default on, with a token made at start. */
+  readonly console?: ConsoleConfig | false | undefined
   /**
    * OpenTelemetry export over OTLP/HTTP (see `OtlpExport`). Default none:
    * no spans leave the process, and metrics are kept only for `/metrics`
@@ -260,6 +282,19 @@ const ConfigSchema = Schema.Struct({
     Schema.Literal(false),
     Schema.Struct({ host: Schema.optional(nonEmpty), port }),
     Schema.Struct({ socket: nonEmpty })
+  ])),
+  console: Schema.optional(Schema.Union([
+    Schema.Literal(false),
+    Schema.Struct({
+      enabled: Schema.optional(Schema.Boolean),
+      token: Schema.optional(Schema.Union([
+        Schema.String.check(Schema.isMinLength(16)).annotate({ expected: "a string of at least 16 characters" }),
+        Schema.declare((u): u is Redacted.Redacted =>
+          Redacted.isRedacted(u) && String(Redacted.value(u)).length >= 16
+        ).annotate({ expected: "a Redacted of at least 16 characters" })
+      ])),
+      readOnly: Schema.optional(Schema.Boolean)
+    })
   ])),
   telemetry: Schema.optional(Schema.Union([
     Schema.Literal(false),
