@@ -18,6 +18,7 @@
 import { PgClient } from "@effect/sql-pg"
 import { Deferred, Duration, Effect, Fiber, Layer, Queue, Redacted, type Scope, Semaphore } from "effect"
 import { OtlpExporter } from "effect/observability"
+import * as V8 from "node:v8"
 import type { Pgq } from "../api/Pgq.ts"
 import * as PgqServices from "../api/Services.ts"
 import * as LagMetrics from "../telemetry/LagMetrics.ts"
@@ -25,6 +26,7 @@ import * as OtlpExport from "../telemetry/OtlpExport.ts"
 import * as TelemetrySettings from "../telemetry/TelemetrySettings.ts"
 import { serve } from "./ControlServer.ts"
 import * as DaemonConfig from "./DaemonConfig.ts"
+import * as DaemonControl from "./DaemonControl.ts"
 import { DaemonLogger } from "./Logger.ts"
 import * as Pidfile from "./Pidfile.ts"
 import * as QueueSettings from "./QueueSettings.ts"
@@ -112,6 +114,22 @@ const loadConfig = (configFile: string) =>
 
 const CONFIG_LOAD_TIMEOUT = Duration.seconds(30)
 
+/**
+ * A daemon in the foreground runs with the Node.js flags it was started
+ * with: without `--max-old-space-size` V8 lets garbage pile up to a quarter
+ * of the machine's memory. Said once, at start.
+ */
+const warnUncappedHeap = (config: DaemonConfig.DaemonConfig) =>
+  Effect.suspend(() => {
+    const cap = config.maxHeapMb ?? 512
+    const limitMb = Math.round(V8.getHeapStatistics().heap_size_limit / 1048576)
+    // The limit also counts the young generation: some slack over the cap.
+    return limitMb <= cap + 128 ? Effect.void : Effect.logWarning(
+      `the heap is not capped at maxHeapMb (${cap} MiB; V8's limit is ${limitMb} MiB): start the daemon with ` +
+        `node ${DaemonControl.nodeFlags(config).join(" ")}, as daemon start --detach and the systemd unit do`
+    )
+  })
+
 const supervise = (
   configFile: string,
   config: DaemonConfig.DaemonConfig,
@@ -135,6 +153,7 @@ const supervise = (
       yield* Effect.logInfo(`control endpoint on ${address}`)
     }
     yield* Effect.logInfo(`daemon started (pid ${process.pid}, ${config.consumers.length} consumers)`)
+    yield* warnUncappedHeap(config)
 
     const exitCode = yield* Deferred.make<number>()
     const stopTimeout = Duration.fromInputUnsafe(config.stopTimeout ?? "30 seconds")

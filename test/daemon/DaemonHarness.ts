@@ -14,6 +14,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as TestDb from "../TestDb.ts"
 import { isAlive } from "../../src/daemon/Pidfile.ts"
+import { nodeFlags } from "../../src/daemon/DaemonControl.ts"
 
 /** The repository's root: config modules must live under it so that `import "effect"` resolves. */
 export const REPO = Path.resolve(import.meta.dirname, "../..")
@@ -179,8 +180,9 @@ export const pidOf = (pidfile: string) =>
     return Number.isInteger(pid) && pid > 0 ? Option.some(pid) : Option.none<number>()
   })
 
+/** With the Node.js flags a deployed daemon runs with (`DaemonControl.nodeFlags`). */
 const spawnCli = (args: ReadonlyArray<string>) =>
-  ChildProcess.spawn(process.execPath, [CLI_MAIN, ...args], {
+  ChildProcess.spawn(process.execPath, [...nodeFlags({}), CLI_MAIN, ...args], {
     cwd: REPO,
     env: process.env,
     stdio: ["ignore", "pipe", "pipe"]
