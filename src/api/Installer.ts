@@ -108,7 +108,17 @@ export const make = (sql: SqlClient.SqlClient, all: ReadonlyArray<Migration>): I
       Effect.gen(function*() {
         yield* sql`select pg_advisory_xact_lock(${INSTALL_LOCK})`
         yield* sql`drop schema if exists effect_pgq cascade`
-        if (options?.pgq === true) yield* sql`drop extension if exists pgq cascade`
+        if (options?.pgq === true) {
+          yield* sql`drop extension if exists pgq cascade`
+          // effect-pgq's own pgq_coop (installed where the extension was missing) works on pgq's tables:
+          // it goes with them. pgq_ext stays: it records what other queues' batches did to this database.
+          yield* sql`drop schema if exists pgq_coop cascade`.pipe(
+            Effect.when(Effect.map(
+              sql<{ readonly r: boolean }>`select not exists (select 1 from pg_extension where extname = 'pgq_coop') as r`,
+              (rows) => rows[0]?.r === true
+            ))
+          )
+        }
       }).pipe(sql.withTransaction)
     )
   )

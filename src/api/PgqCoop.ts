@@ -44,7 +44,8 @@ const NEXT_BATCH_COLUMNS = `out batch_id int8, out cur_tick_id int8, out prev_ti
 /**
  * The functions, for a database without `pgq_coop`. They change pgq's own
  * tables, so they run with their owner's rights (`security definer`), as
- * pgq's functions do.
+ * pgq's functions do, and only roles in `pgq_reader` may call them, as
+ * pgq's `next_batch` and `finish_batch`.
  */
 const INSTALL: ReadonlyArray<string> = [
   `create schema pgq_coop`,
@@ -245,7 +246,11 @@ const INSTALL: ReadonlyArray<string> = [
       end if;
       return 1;
     end
-    $$`
+    $$`,
+  // As pgq's own batch functions: not for every role, only for consumers (pgq_reader, which pgq creates).
+  `revoke all on all functions in schema pgq_coop from public`,
+  `grant usage on schema pgq_coop to pgq_reader`,
+  `grant execute on all functions in schema pgq_coop to pgq_reader`
 ]
 
 /**

@@ -172,6 +172,12 @@ export const migrations: ReadonlyArray<Migration> = [
       `create function effect_pgq.job_event_touched() returns trigger
       language plpgsql as $$
       begin
+        -- The check at commit must see what transactions that settled before it committed: under
+        -- repeatable read or serializable its snapshot is older than the lock it waits for.
+        if current_setting('transaction_isolation') <> 'read committed' then
+          raise exception 'effect-pgq job status events need read committed transactions, not %',
+            current_setting('transaction_isolation') using errcode = '0A000';
+        end if;
         perform set_config('effect_pgq.jobs_touched',
           coalesce(current_setting('effect_pgq.jobs_touched', true), '') ||
             coalesce((select string_agg(distinct job_id::text, ',') from inserted), '') || ',',

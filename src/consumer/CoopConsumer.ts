@@ -38,7 +38,7 @@ import { SqlClient } from "effect/sql"
 import type { NextBatch } from "../api/BatchInfo.ts"
 import type { FailedEvents } from "../api/FailedEvents.ts"
 import { Pgq } from "../api/Pgq.ts"
-import type { PgqError } from "../api/PgqError.ts"
+import { InvalidArgument, type PgqError } from "../api/PgqError.ts"
 import * as PgqCoop from "../api/PgqCoop.ts"
 import { DEFAULT_FETCH_SIZE } from "../internal/fetchSize.ts"
 import * as Consumer from "./Consumer.ts"
@@ -53,7 +53,10 @@ export interface CoopSettings {
   readonly subconsumer: string
   /**
    * Take over a peer's batch once the peer has given no sign of life for
-   * this long. Default none: this subconsumer never takes over.
+   * this long; longer than two heartbeats of every peer. Default none: this
+   * subconsumer never takes over, and a subconsumer that is gone for good
+   * keeps its last batch (and pgq's table rotation waits for it) until one
+   * with a dead interval takes it, or it is unregistered with `closeBatch`.
    */
   readonly deadInterval?: Duration.Input | undefined
   /** How often a batch in hand is marked alive. Default 10 seconds. */
@@ -82,13 +85,26 @@ export const make = Effect.fn("CoopConsumer.make")(function*<E, R>(
   const sql = yield* SqlClient.SqlClient
   const coop = PgqCoop.make(sql)
   const { queue, consumer, subconsumer } = options
+  const heartbeatEvery = Duration.fromInputUnsafe(options.heartbeat ?? "10 seconds")
+  // A dead interval within two heartbeats would take live peers' batches over.
+  if (
+    options.deadInterval !== undefined &&
+    Duration.isLessThanOrEqualTo(Duration.fromInputUnsafe(options.deadInterval), Duration.times(heartbeatEvery, 2))
+  ) {
+    return yield* new InvalidArgument({
+      operation: "CoopConsumer.make",
+      argument: "deadInterval",
+      reason: `${Duration.format(Duration.fromInputUnsafe(options.deadInterval))} is not longer than two heartbeats (${
+        Duration.format(heartbeatEvery)
+      } each): live subconsumers' batches would be taken over`
+    })
+  }
   if ((yield* coop.provider) === "none" && options.installApi !== false) yield* coop.install
   if (options.register === true) yield* coop.registerSubconsumer(queue, consumer, subconsumer)
   // Fail now, with a typed error, if the queue or a registration is missing.
   yield* pgq.getConsumerInfo(queue, consumer)
   yield* pgq.getConsumerInfo(queue, `${consumer}.${subconsumer}`)
 
-  const heartbeatEvery = Duration.fromInputUnsafe(options.heartbeat ?? "10 seconds")
   const conditions = options.batchConditions
   const pageSize = options.fetchSize ?? DEFAULT_FETCH_SIZE
   /** The batch `assign` made this subconsumer's, for `take`. */

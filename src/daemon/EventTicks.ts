@@ -105,6 +105,8 @@ const loopStatement = (lockKey: bigint, wakeChannel: string | false, period: Dur
 
 /** Settings of the loop's session: no timeout ends it, and one that outlives its client notices within a second, where PostgreSQL can (14+). */
 const SESSION_SETUP = [
+  // The loop's text carries the wake channel as a literal, quoted for this setting.
+  "set standard_conforming_strings = on",
   "set statement_timeout = 0",
   "set idle_in_transaction_session_timeout = 0",
   `do $effect_pgq_setup$ begin

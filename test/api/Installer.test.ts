@@ -3,6 +3,8 @@ import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { inject } from "vitest"
 import { Installer } from "../../src/api/Installer.ts"
+import * as PgqCoop from "../../src/api/PgqCoop.ts"
+import * as PgqExt from "../../src/api/PgqExt.ts"
 import { migrations } from "../../src/api/migrations.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
 import type { PgqError } from "../../src/api/PgqError.ts"
@@ -64,8 +66,14 @@ describe.skipIf(plainUrl === "")("a database without the pgq extension", () => {
       yield* installer.uninstall()
       assert.strictEqual((yield* installer.status).schemaVersion, 0)
       assert.isTrue((yield* pgq.listQueues).some((q) => q.queueName === "q"))
+      // effect-pgq's pgq_coop works on pgq's tables and goes with them; pgq_ext does not depend on pgq and stays.
+      assert.strictEqual(yield* PgqCoop.make(sql).install, "effect-pgq")
+      assert.strictEqual(yield* PgqExt.make(sql).install, "effect-pgq")
       yield* installer.uninstall({ pgq: true })
       yield* installer.uninstall({ pgq: true })
       assert.strictEqual((yield* Effect.flip(pgq.listQueues))._tag, "PgqNotInstalled")
+      assert.strictEqual(yield* PgqCoop.make(sql).provider, "none")
+      assert.strictEqual(yield* PgqExt.make(sql).provider, "effect-pgq")
+      yield* sql`drop schema pgq_ext cascade`
     }).pipe(Effect.provide(plainLayer)))
 })

@@ -103,6 +103,25 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("PgqCoop", (it) => {
       assert.isTrue(yield* coop.finishBatch(taken.batchId))
     }))
 
+  it.effect("only consumers (pgq_reader) may call the API, as pgq's own batch functions", () =>
+    Effect.gen(function*() {
+      const { sql, coop, queue } = yield* setup
+      const outsider = TestDb.unique("outsider").toLowerCase()
+      const reader = TestDb.unique("reader").toLowerCase()
+      yield* Effect.acquireRelease(
+        Effect.andThen(sql.unsafe(`create role ${outsider}`), sql.unsafe(`create role ${reader} in role pgq_reader`)),
+        () => Effect.orDie(Effect.andThen(sql.unsafe(`drop role ${outsider}`), sql.unsafe(`drop role ${reader}`)))
+      )
+      const as = (role: string) =>
+        sql.withTransaction(Effect.gen(function*() {
+          yield* sql.unsafe(`set local role ${role}`)
+          return yield* coop.nextBatch(queue, "main", "roles")
+        }))
+      const refused = yield* Effect.flip(as(outsider))
+      assert.strictEqual(refused._tag === "PgqSqlError" ? refused.sqlState : refused._tag, "42501")
+      yield* as(reader)
+    }))
+
   it.effect("subconsumers asking at once each get a different batch; every event goes to exactly one", () =>
     Effect.gen(function*() {
       const { coop, queue, produce, dataOf } = yield* setup

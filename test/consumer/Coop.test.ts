@@ -83,6 +83,7 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("CoopConsumer", (it) 
         subconsumer: "peer",
         register: true,
         deadInterval: "800 millis",
+        heartbeat: "200 millis",
         onEvent: record("peer")
       })
       yield* produce("long")
@@ -109,5 +110,22 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("CoopConsumer", (it) 
       assert.isTrue(Option.isSome(taken), "the peer took the batch over")
       assert.isTrue(Option.isSome(outcome.aborted))
       assert.deepStrictEqual(seen, ["long:peer"])
+    }))
+
+  it.effect("a dead interval within two heartbeats is refused before anything is registered", () =>
+    Effect.gen(function*() {
+      const { queue } = yield* setup
+      const error = yield* Effect.flip(CoopConsumer.make({
+        queue,
+        consumer: "careless",
+        subconsumer: "a",
+        register: true,
+        deadInterval: "15 seconds",
+        onEvent: () => Effect.void
+      }))
+      assert.strictEqual(error._tag, "InvalidArgument")
+      assert.include(error.message, "deadInterval")
+      const names = (yield* (yield* Pgq).listConsumers(queue)).map((c) => c.consumerName)
+      assert.notInclude(names, "careless.a")
     }))
 })

@@ -85,6 +85,19 @@ layer(pgLayer(), { excludeTestServices: true })("Tracker (PostgreSQL only)", (it
       assert.lengthOf(yield* drain(queue, consumer), 0)
     }))
 
+  it.effect("status events need read committed transactions: one appended under repeatable read is refused", () =>
+    Effect.gen(function*() {
+      const tracker = yield* Tracker
+      const sql = yield* SqlClient.SqlClient
+      const job = yield* tracker.create({ name: "iso", components: ["a"] })
+      const refused = yield* Effect.gen(function*() {
+        yield* sql`set transaction isolation level repeatable read`
+        yield* tracker.append({ jobId: job.id, component: "a", status: "completed" })
+      }).pipe(sql.withTransaction, Effect.flip)
+      assert.include(refused.message, "read committed")
+      assert.strictEqual((yield* tracker.calculate(job.id)).status, "pending")
+    }))
+
   it.effect("a follow-up queue must exist at creation; one dropped since is recorded, not fatal", () =>
     Effect.gen(function*() {
       const tracker = yield* Tracker

@@ -74,7 +74,7 @@ const uninstallAll = Effect.fnUntraced(function*(withPgq: boolean, yes: boolean)
   const queueList = queues.length === 0 ? "no queue" : `${queues.length} queue${queues.length === 1 ? "" : "s"}`
   yield* confirm(
     [
-      ...(dropSchema ? ["drop effect-pgq's schema with its stored failed events"] : []),
+      ...(dropSchema ? ["drop effect-pgq's schema with its stored failed events and tracked jobs"] : []),
       ...(dropPgq ? [`drop the pgq extension with ${queueList} and all their events`] : [])
     ].join(" and "),
     yes
@@ -125,7 +125,7 @@ export const uninstall = Command.make(
   ),
   Command.withExamples([
     { command: "effect-pgq uninstall -q orders -c mailer", description: "Unregister mailer; drop orders if it was the last consumer" },
-    { command: "effect-pgq uninstall --yes", description: "Drop effect-pgq's schema (stored failed events included)" },
+    { command: "effect-pgq uninstall --yes", description: "Drop effect-pgq's schema (stored failed events and jobs included)" },
     { command: "effect-pgq uninstall --pgq --yes", description: "Drop everything: effect-pgq's schema, pgq, every queue" }
   ])
 )
