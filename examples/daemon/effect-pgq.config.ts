@@ -30,7 +30,8 @@ export default DaemonConfig.defineConfig({
   ],
   // pgq's settings for the queue: with this many events waiting, a tick comes at once.
   queues: { orders: { tickerMaxCount: 1000 } },
-  // The built-in ticker at its defaults: events reach the mailer within about 50 ms.
+  // The built-in ticker at its defaults: events reach the mailer within about 50 ms (its event
+  // ticks need a superuser or pgq's owner; another role ticks at pgq's ticker_max_lag, 3 s).
   ticker: true,
   control: { port: 7787 },
   logging: { level: "NOTICE" },

@@ -10,7 +10,7 @@
  *   participant DB as PostgreSQL (pgq)
  *   C->>DB: BEGIN; next_batch
  *   alt no batch
- *     C->>C: wait idleDelay, or a NOTIFY on the wake channel
+ *     C->>C: wait for a NOTIFY on the wake channel, or idleDelay (30 s while a ticker is heard)
  *   else batch
  *     loop pages of the cursor
  *       C->>DB: get_batch_cursor / FETCH
