@@ -20,7 +20,7 @@
  * `"tracing"`. Each run's time includes flushing the spans it made.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Exit, Redacted, Schema, Scope, Tracer } from "effect"
+import { Console, Effect, Exit, Redacted, Schema, Scope, Tracer } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { SqlClient } from "effect/sql"
 import { Pgq } from "../src/api/Pgq.ts"
@@ -173,27 +173,52 @@ export const consume = (options: {
       const sink = yield* OtlpSink.make
       const exported = (eventSpans: boolean) =>
         OtlpExport.layer({ endpoint: sink.url, eventSpans, samplingRatio: 1, metrics: false })
+      // This process's CPU time per run as well: on a busy machine it varies far less than the
+      // wall time, and it is where tracing costs (the database's share does not change).
+      const cpu = { off: new Array<number>(), batch: new Array<number>(), event: new Array<number>() }
+      const cpuTimed = <A, E, R>(into: Array<number>, run: Effect.Effect<A, E, R>) =>
+        Effect.suspend(() => {
+          const before = process.cpuUsage()
+          return Effect.tap(run, () =>
+            Effect.sync(() => {
+              const used = process.cpuUsage(before)
+              into.push((used.user + used.system) / 1e6)
+            }))
+        })
       const [off, batch, event] = yield* measureInterleaved({
         events,
         runs: options.runs,
         setup: loadedQueue,
         teardown: ({ queue }) => pgq.dropQueue(queue, { force: true }),
         contenders: [
-          { name: "effect-pgq Consumer, tracing off", run: consumerRun, extra: { ...noop, tracing: "off" } },
+          {
+            name: "effect-pgq Consumer, tracing off",
+            run: (state) => cpuTimed(cpu.off, consumerRun(state)),
+            extra: { ...noop, tracing: "off" }
+          },
           {
             name: "effect-pgq Consumer, batch spans exported over OTLP",
-            run: (state) => Effect.provide(consumerRun(state), exported(false)),
+            run: (state) => cpuTimed(cpu.batch, Effect.provide(consumerRun(state), exported(false))),
             extra: { ...noop, tracing: "batch" }
           },
           {
             name: "effect-pgq Consumer, batch and event spans exported over OTLP",
-            run: (state) => Effect.provide(consumerRun(state), exported(true)),
+            run: (state) => cpuTimed(cpu.event, Effect.provide(consumerRun(state), exported(true))),
             extra: { ...noop, tracing: "event" }
           }
         ]
       })
       yield* ratio("tracing batch / off", batch!, off!)
       yield* ratio("tracing event / off", event!, off!)
+      const cpuMedian = (values: ReadonlyArray<number>) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)]!
+      yield* Console.log(JSON.stringify({
+        name: "tracing: this process's CPU seconds per run (median), and off / traced",
+        off: Number(cpuMedian(cpu.off).toFixed(4)),
+        batch: Number(cpuMedian(cpu.batch).toFixed(4)),
+        event: Number(cpuMedian(cpu.event).toFixed(4)),
+        batchRatio: Number((cpuMedian(cpu.off) / cpuMedian(cpu.batch)).toFixed(3)),
+        eventRatio: Number((cpuMedian(cpu.off) / cpuMedian(cpu.event)).toFixed(3))
+      }))
       // Each exported event span is several hundred bytes of JSON: far less means spans were lost.
       if (sink.traceBytes() < events * options.runs * 200) {
         return yield* Effect.die(`the OTLP receiver got ${sink.traceBytes()} bytes of spans for ${events * options.runs} event spans`)

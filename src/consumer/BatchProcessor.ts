@@ -510,7 +510,11 @@ const fastPage = <E, R>(
         const returned: unknown = onEvent(event, d.context)
         if (!Effect.isEffect(returned)) return yield* Effect.die(Handler.notAnEffect(returned))
         const handled = returned as Effect.Effect<unknown, E, R>
-        const result: unknown = yield* (span === undefined ? handled : Effect.withParentSpan(handled, span, NO_STACK))
+        // A handler's completed result (`Effect.succeed(…)`, `Effect.void`) runs no code that could
+        // see the span: no context switch for it.
+        const result: unknown = yield* (span === undefined || Exit.isExit(handled)
+          ? handled
+          : Effect.withParentSpan(handled, span, NO_STACK))
         if (!Handler.isResult(result)) return yield* Effect.failCause(Handler.notAResult(result))
         const aborted = d.transaction.abortedBy()
         if (aborted !== undefined) return yield* Effect.failCause(swallowed(aborted))

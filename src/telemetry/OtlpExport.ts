@@ -1,14 +1,18 @@
 /**
  * The ready layer for an app without an OpenTelemetry SDK of its own:
  * effect-pgq's spans and metrics (and the app's Effect spans and metrics)
- * exported over OTLP/HTTP with JSON bodies, by Effect's own exporter (no
- * OpenTelemetry SDK needed).
+ * exported over OTLP/HTTP (no OpenTelemetry SDK needed): spans with protobuf
+ * bodies unless told otherwise, by an exporter that encodes them straight
+ * from the spans (a span per event costs little), metrics with JSON bodies by
+ * Effect's own exporter.
  *
  * Configured by the standard variables unless `endpoint` is given:
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` /
  * `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`), `OTEL_EXPORTER_OTLP_HEADERS`,
  * `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_SCHEDULE_DELAY`,
- * `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_SDK_DISABLED`. Without an endpoint,
+ * `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_EXPORTER_OTLP_PROTOCOL` (or
+ * `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`), `OTEL_METRIC_EXPORT_INTERVAL`,
+ * `OTEL_SDK_DISABLED`. Without an endpoint,
  * nothing is exported.
  *
  * ```ts
@@ -33,9 +37,10 @@
  *
  * @since 0.2.0
  */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Config, Duration, Effect, Layer } from "effect"
-import { FetchHttpClient } from "effect/http"
-import { OtlpExporter, OtlpMetrics, OtlpSerialization, OtlpTracer } from "effect/observability"
+import { OtlpExporter, OtlpMetrics, OtlpSerialization } from "effect/observability"
+import * as OtlpTraces from "./OtlpTraces.ts"
 import * as TelemetrySettings from "./TelemetrySettings.ts"
 
 /**
@@ -51,6 +56,12 @@ export interface Options extends TelemetrySettings.Input {
   readonly serviceName?: string | undefined
   /** How often spans are sent. Default `OTEL_BSP_SCHEDULE_DELAY`, else 5 seconds. */
   readonly tracesExportInterval?: Duration.Input | undefined
+  /**
+   * The spans' encoding: `http/protobuf` (default; half the bytes of JSON) or
+   * `http/json`. Default `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` /
+   * `OTEL_EXPORTER_OTLP_PROTOCOL` when the endpoint comes from the variables.
+   */
+  readonly tracesProtocol?: "http/protobuf" | "http/json" | undefined
   /** How often metrics are sent. Default `OTEL_METRIC_EXPORT_INTERVAL`, else 10 seconds. */
   readonly metricsExportInterval?: Duration.Input | undefined
 }
@@ -71,10 +82,11 @@ export const layer = (options: Options = {}): Layer.Layer<OtlpExporter.Flusher> 
     const resource = { serviceName: yield* serviceName(options.serviceName) }
     const base = options.endpoint?.replace(/\/+$/, "")
     const traces = !tracing ? OtlpExporter.layerFlusher : base === undefined
-      ? OtlpTracer.layerFromConfig({ resource })
-      : OtlpTracer.layer({
+      ? OtlpTraces.layerFromConfig({ resource, protocol: options.tracesProtocol })
+      : OtlpTraces.layer({
         url: `${base}/v1/traces`,
         resource,
+        protocol: options.tracesProtocol ?? "http/protobuf",
         exportInterval: options.tracesExportInterval
       })
     const metered = !metrics ? OtlpExporter.layerFlusher : base === undefined
@@ -87,7 +99,9 @@ export const layer = (options: Options = {}): Layer.Layer<OtlpExporter.Flusher> 
     return Layer.mergeAll(traces, metered)
   })).pipe(
     Layer.provide(OtlpSerialization.layerJson),
-    Layer.provide(FetchHttpClient.layer)
+    // node:http rather than fetch: a body goes to the socket as it is, not copied through a web
+    // stream; one kept-alive connection rather than one per batch.
+    Layer.provide(NodeHttpClient.layerNodeHttpOptions({ keepAlive: true }))
   )
   return Layer.mergeAll(settings, exporters)
 }

@@ -210,4 +210,42 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("OTLP export", (it) =
       assert.deepStrictEqual(carried, [null])
       assert.strictEqual(receiver.spans().filter((s) => s.name.endsWith(queue)).length, 0)
     }).pipe(Effect.scoped))
+
+  it.effect("protobuf (the default) and JSON bodies carry the same spans", () =>
+    Effect.gen(function*() {
+      yield* (yield* Installer).install
+      /** A producer's send and a consumer's batch, exported with `protocol`; spans without their ids and times. */
+      const exported = (protocol: "http/protobuf" | "http/json") =>
+        Effect.gen(function*() {
+          const receiver = yield* OtlpReceiver.make
+          const { queue, consumer } = yield* TestDb.queueWithConsumer("otp")
+          yield* Effect.gen(function*() {
+            yield* (yield* Producer).sendMany(queue, [{ type: "a", data: "1" }, { type: "b", data: "2" }])
+            yield* TestDb.tick(queue)
+            yield* InteractiveConsumer.processAvailable({
+              queue,
+              consumer,
+              onEvent: (event) => Effect.succeed(event.type === "a" ? EventResult.Ok : EventResult.Failed("no"))
+            })
+          }).pipe(Effect.provide(exportTo(receiver, { tracesProtocol: protocol })))
+          const byId = new Map(receiver.spans().map((span) => [span.spanId, span.name.replace(queue, "<queue>")]))
+          return receiver.spans().filter((span) => span.name.endsWith(queue)).map((span) => ({
+            name: span.name.replace(queue, "<queue>"),
+            kind: span.kind,
+            parent: span.parentSpanId === undefined ? undefined : byId.get(span.parentSpanId),
+            links: span.links.map((link) => byId.get(link.spanId)),
+            status: span.status.code,
+            attributes: span.attributes
+              .map(({ key }) => [key, attribute(span.attributes, key)] as const)
+              .filter(([key]) => !key.startsWith("messaging.pgq.") || key.startsWith("messaging.pgq.event."))
+              .map(([key, value]) => `${key}=${key.startsWith("messaging.") && typeof value === "string" ? value.replace(queue, "<queue>").replace(/^c_.*/, "<consumer>") : value}`)
+              .filter((text) => !text.startsWith("messaging.message.id="))
+              .sort()
+          })).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))
+        }).pipe(Effect.scoped)
+      const protobuf = yield* exported("http/protobuf")
+      const json = yield* exported("http/json")
+      assert.isAbove(protobuf.length, 4)
+      assert.deepStrictEqual(protobuf, json)
+    }))
 })

@@ -1,6 +1,7 @@
 /**
  * An OTLP/HTTP receiver in the test process: it accepts JSON bodies on
- * `/v1/traces` and `/v1/metrics` and keeps what it received, flattened.
+ * `/v1/traces` and `/v1/metrics`, and protobuf bodies on `/v1/traces`, and
+ * keeps what it received, flattened (spans in their JSON form either way).
  */
 import { Effect } from "effect"
 import * as Http from "node:http"
@@ -74,7 +75,13 @@ export const make = Effect.acquireRelease(
       request.on("data", (chunk: Buffer) => chunks.push(chunk))
       request.on("end", () => {
         requests++
-        const text = Buffer.concat(chunks).toString("utf8")
+        const bytes = Buffer.concat(chunks)
+        if (request.url === "/v1/traces" && request.headers["content-type"] === "application/x-protobuf") {
+          spans.push(...decodeTraces(bytes))
+          response.writeHead(200, { "content-type": "application/x-protobuf" }).end()
+          return
+        }
+        const text = bytes.toString("utf8")
         const body: unknown = text === "" ? {} : JSON.parse(text)
         if (request.url === "/v1/traces") {
           for (const rs of (body as TracesBody).resourceSpans ?? []) {
@@ -136,3 +143,109 @@ export const latestPoint = (
 
 export const valueOf = (point: DataPoint | undefined): number | undefined =>
   point === undefined ? undefined : point.asDouble ?? (point.asInt === undefined ? undefined : Number(point.asInt))
+
+/** The fields of a protobuf message: field number, then a varint (as bigint), fixed64 (as bigint) or bytes. */
+const fields = function*(bytes: Uint8Array): Generator<readonly [number, bigint | Uint8Array]> {
+  let pos = 0
+  const varint = (): bigint => {
+    let result = 0n
+    let shift = 0n
+    while (true) {
+      const byte = bytes[pos++]!
+      result |= BigInt(byte & 127) << shift
+      if (byte < 128) return result
+      shift += 7n
+    }
+  }
+  while (pos < bytes.length) {
+    const tag = Number(varint())
+    const wire = tag & 7
+    if (wire === 0) yield [tag >> 3, varint()]
+    else if (wire === 1) {
+      yield [tag >> 3, Buffer.from(bytes.subarray(pos, pos + 8)).readBigUInt64LE()]
+      pos += 8
+    } else if (wire === 2) {
+      const length = Number(varint())
+      yield [tag >> 3, bytes.subarray(pos, pos + length)]
+      pos += length
+    } else if (wire === 5) {
+      pos += 4
+    } else throw new Error(`unexpected wire type ${wire}`)
+  }
+}
+
+const asBytes = (value: bigint | Uint8Array): Uint8Array => {
+  if (typeof value === "bigint") throw new Error("expected a length-delimited field")
+  return value
+}
+const text = (value: bigint | Uint8Array) => Buffer.from(asBytes(value)).toString("utf8")
+const hex = (value: bigint | Uint8Array) => Buffer.from(asBytes(value)).toString("hex")
+
+const decodeAnyValue = (bytes: Uint8Array): AnyValue => {
+  for (const [field, value] of fields(bytes)) {
+    if (field === 1) return { stringValue: text(value) }
+    if (field === 2) return { boolValue: value === 1n }
+    if (field === 3) return { intValue: String(BigInt.asIntN(64, value as bigint)) }
+    if (field === 4) return { doubleValue: Buffer.from(asBytes(value)).readDoubleLE() }
+  }
+  return {}
+}
+
+const decodeKeyValue = (bytes: Uint8Array): KeyValue => {
+  let key = ""
+  let value: AnyValue = {}
+  for (const [field, v] of fields(bytes)) {
+    if (field === 1) key = text(v)
+    else if (field === 2) value = decodeAnyValue(asBytes(v))
+  }
+  return { key, value }
+}
+
+const decodeSpan = (bytes: Uint8Array): OtlpSpan => {
+  let traceId = ""
+  let spanId = ""
+  let parentSpanId: string | undefined
+  let name = ""
+  let kind = 0
+  const attributes: Array<KeyValue> = []
+  const links: Array<{ traceId: string; spanId: string }> = []
+  let status: { code: number; message?: string } = { code: 0 }
+  for (const [field, value] of fields(bytes)) {
+    if (field === 1) traceId = hex(value)
+    else if (field === 2) spanId = hex(value)
+    else if (field === 4) parentSpanId = hex(value)
+    else if (field === 5) name = text(value)
+    else if (field === 6) kind = Number(value)
+    else if (field === 9) attributes.push(decodeKeyValue(asBytes(value)))
+    else if (field === 13) {
+      const link = { traceId: "", spanId: "" }
+      for (const [f, v] of fields(asBytes(value))) {
+        if (f === 1) link.traceId = hex(v)
+        else if (f === 2) link.spanId = hex(v)
+      }
+      links.push(link)
+    } else if (field === 15) {
+      status = { code: 0 }
+      for (const [f, v] of fields(asBytes(value))) {
+        if (f === 2) status = { ...status, message: text(v) }
+        else if (f === 3) status = { ...status, code: Number(v) }
+      }
+    }
+  }
+  return { traceId, spanId, parentSpanId, name, kind, attributes, links, status }
+}
+
+/** The spans of an `ExportTraceServiceRequest`. */
+const decodeTraces = (bytes: Uint8Array): Array<OtlpSpan> => {
+  const spans: Array<OtlpSpan> = []
+  for (const [resourceField, resourceSpans] of fields(bytes)) {
+    if (resourceField !== 1) continue
+    for (const [scopeField, scopeSpans] of fields(asBytes(resourceSpans))) {
+      if (scopeField !== 2) continue
+      for (const [spanField, span] of fields(asBytes(scopeSpans))) {
+        if (spanField === 2) spans.push(decodeSpan(asBytes(span)))
+      }
+    }
+  }
+  return spans
+}

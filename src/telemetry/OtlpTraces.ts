@@ -1,0 +1,728 @@
+/**
+ * The span exporter behind `OtlpExport`: a tracer whose spans are encoded to
+ * OTLP protobuf as they end, straight from the span into one reused buffer,
+ * and sent by Effect's OTLP batch exporter (`OtlpExporter.make`: its
+ * interval, retries, `Flusher` and final flush) once a batch is full and the
+ * code that filled it has yielded.
+ *
+ * Effect's own `OtlpTracer` turns every ended span into OTLP/JSON objects and
+ * serialises a batch with `JSON.stringify` (or a protobuf encoder that
+ * allocates per field) inside the `end` that filled it; with a span per
+ * event, that was most of a consumer's time. Encoded spans die young (no
+ * batch of them waits in the old generation), and a body is half the bytes.
+ * With `http/json`, spans are kept and serialised as Effect's tracer does.
+ *
+ * @internal
+ */
+import { Cause, Config, type Context, Duration, Effect, type Exit, Formatter, Layer, Option, Schema, Tracer, Version } from "effect"
+import { type HttpClient, HttpBody } from "effect/http"
+import { OtlpExporter, OtlpResource } from "effect/observability"
+
+/** The OTLP/HTTP encodings: protobuf (the OpenTelemetry default) or JSON. */
+export type Protocol = "http/protobuf" | "http/json"
+
+export interface Options {
+  readonly url: string
+  readonly resource: { readonly serviceName?: string | undefined }
+  readonly protocol: Protocol
+  readonly headers?: Record<string, string> | undefined
+  readonly compression?: "gzip" | "none" | undefined
+  readonly exportInterval?: Duration.Input | undefined
+  readonly maxBatchSize?: number | undefined
+  readonly shutdownTimeout?: Duration.Input | undefined
+}
+
+/**
+ * A tracer exporting every sampled span when it ends; `Tracer.Tracer` for
+ * the layer's users, with the `Flusher` it registers with.
+ */
+export const layer = (options: Options): Layer.Layer<OtlpExporter.Flusher, never, HttpClient.HttpClient> =>
+  Layer.effect(Tracer.Tracer, make(options)).pipe(Layer.provideMerge(OtlpExporter.layerFlusher))
+
+const make = Effect.fnUntraced(function*(options: Options) {
+  const resource = yield* OtlpResource.fromConfig(options.resource)
+  const scope = { name: "effect", version: Version.getCurrentVersion() }
+  const encoder = options.protocol === "http/json" ? undefined : protobufEncoder(resource, scope)
+  const jsonBody = jsonEncoder(resource, scope)
+  // The exporter registers its export with a Flusher of this tracer's own, so that a full
+  // batch can be sent without flushing the app's metrics too; the layer's Flusher runs it.
+  let exportNow: Effect.Effect<void> = Effect.void
+  const own = OtlpExporter.Flusher.of({
+    flush: Effect.suspend(() => exportNow),
+    register: (run) => Effect.sync(() => { exportNow = run })
+  })
+  const exporter = yield* OtlpExporter.make({
+    label: "OtlpTracer",
+    url: options.url,
+    headers: options.headers,
+    compression: options.compression,
+    exportInterval: options.exportInterval ?? Duration.seconds(5),
+    // Full batches are sent from `push` below, not inside the `end` that filled them.
+    maxBatchSize: "disabled",
+    body: (spans: Array<ExportedSpan | typeof ENCODED>) =>
+      [encoder === undefined ? jsonBody(spans as Array<ExportedSpan>) : encoder.body(), Effect.void] as const,
+    shutdownTimeout: options.shutdownTimeout ?? Duration.seconds(3)
+  }).pipe(Effect.provideService(OtlpExporter.Flusher, own))
+  yield* (yield* OtlpExporter.Flusher).register(Effect.suspend(() => exportNow))
+  const runFork = Effect.runForkWith(yield* Effect.context<never>())
+  const maxBatchSize = options.maxBatchSize ?? 1000
+  let pending = 0
+  let scheduled = false
+  let closed = false
+  // Runs before the exporter's final flush (finalizers run last first).
+  yield* Effect.addFinalizer(() => Effect.sync(() => { closed = true }))
+  /**
+   * A full batch is sent once the code that ended its last span has yielded
+   * (a consumer waiting for its next query, say), not inside it.
+   */
+  const sendFull = () => {
+    scheduled = false
+    pending = 0
+    if (!closed) runFork(exportNow)
+  }
+  const push = (span: ExportedSpan): void => {
+    if (!span.sampled) return
+    if (encoder === undefined) exporter.push(span)
+    else {
+      encoder.add(span, 16 * maxBatchSize)
+      exporter.push(ENCODED)
+    }
+    if (++pending >= maxBatchSize && !scheduled) {
+      scheduled = true
+      setImmediate(sendFull)
+    }
+  }
+  return Tracer.make({ span: (spanOptions) => new ExportedSpan(spanOptions, push) })
+})
+
+/** What the exporter holds for a span already encoded. */
+const ENCODED = { encoded: true } as const
+
+/**
+ * The tracer's span: what it was given and was told, kept as is until it
+ * ends and is encoded (its ids are drawn on first use).
+ */
+class ExportedSpan implements Tracer.Span {
+  readonly _tag = "Span"
+  readonly name: string
+  readonly parent: Option.Option<Tracer.AnySpan>
+  readonly annotations: Context.Context<never>
+  readonly links: Array<Tracer.SpanLink>
+  readonly kind: Tracer.SpanKind
+  readonly sampled: boolean
+  status: Tracer.SpanStatus
+  private readonly exportSpan: (span: ExportedSpan) => void
+  private ownTraceId: string | undefined = undefined
+  private ownSpanId: string | undefined = undefined
+  /** Keys and values in turn, in the order first set: cheaper to keep (and to encode) than a Map per span. */
+  readonly flat: Array<unknown> = []
+  ownEvents: Array<readonly [name: string, startTime: bigint, attributes: Record<string, unknown> | undefined]> | undefined =
+    undefined
+
+  constructor(options: Parameters<Tracer.Tracer["span"]>[0], exportSpan: (span: ExportedSpan) => void) {
+    this.name = options.name
+    this.parent = options.parent
+    this.annotations = options.annotations
+    this.links = options.links
+    this.kind = options.kind
+    this.sampled = options.sampled
+    this.exportSpan = exportSpan
+    this.status = { _tag: "Started", startTime: options.startTime }
+  }
+  get traceId(): string {
+    return this.ownTraceId ??= this.parent._tag === "Some" ? this.parent.value.traceId : randomHex(32)
+  }
+  /** The span id's two halves, drawn on first use; encoded as they are, made hex only if asked. */
+  idHigh = 0
+  idLow = 0
+  drawId(): void {
+    while (this.idHigh === 0 && this.idLow === 0) {
+      this.idHigh = (Math.random() * 0x100000000) >>> 0
+      this.idLow = (Math.random() * 0x100000000) >>> 0
+    }
+  }
+  get spanId(): string {
+    if (this.ownSpanId === undefined) {
+      this.drawId()
+      this.ownSpanId = this.idHigh.toString(16).padStart(8, "0") + this.idLow.toString(16).padStart(8, "0")
+    }
+    return this.ownSpanId
+  }
+  /** A copy: spans are read this way rarely, and written to through `attribute` only. */
+  get attributes(): ReadonlyMap<string, unknown> {
+    const map = new Map<string, unknown>()
+    for (let i = 0; i < this.flat.length; i += 2) map.set(this.flat[i] as string, this.flat[i + 1])
+    return map
+  }
+  end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
+    if (this.status._tag === "Ended") return
+    this.status = { _tag: "Ended", startTime: this.status.startTime, endTime, exit }
+    this.exportSpan(this)
+  }
+  attribute(key: string, value: unknown): void {
+    if (this.status._tag === "Ended") return
+    const flat = this.flat
+    for (let i = 0; i < flat.length; i += 2) {
+      if (flat[i] === key) {
+        flat[i + 1] = value
+        return
+      }
+    }
+    flat.push(key, value)
+  }
+  event(name: string, startTime: bigint, attributes?: Record<string, unknown>): void {
+    if (this.status._tag === "Ended") return
+    ;(this.ownEvents ??= []).push([name, startTime, attributes])
+  }
+  addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
+    if (this.status._tag === "Ended") return
+    for (const link of links) this.links.push(link)
+  }
+}
+
+const HEX = "0123456789abcdef"
+
+/** Random lowercase hex, as Effect's tracers make ids. */
+const randomHex = (length: number): string => {
+  let out = ""
+  for (let i = 0; i < length; i++) out += HEX[(Math.random() * 16) | 0]
+  return out
+}
+
+const SPAN_KIND: Record<Tracer.SpanKind, number> = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 }
+const STATUS_UNSET = 0
+const STATUS_OK = 1
+const STATUS_ERROR = 2
+
+/** How a span ended, the way Effect's `OtlpTracer` reports it. */
+interface Outcome {
+  readonly code: number
+  readonly message: string | undefined
+  readonly interrupted: boolean
+  readonly errors: ReadonlyArray<Error>
+}
+
+const SUCCEEDED: Outcome = { code: STATUS_OK, message: undefined, interrupted: false, errors: [] }
+
+const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Outcome => {
+  if (exit._tag === "Success") return SUCCEEDED
+  if (Cause.hasInterruptsOnly(exit.cause)) return { code: STATUS_UNSET, message: undefined, interrupted: true, errors: [] }
+  const errors = Cause.prettyErrors(exit.cause, { includeCauseInStack: true })
+  return errors.length > 0
+    ? { code: STATUS_ERROR, message: errors[0]!.message, interrupted: false, errors }
+    : SUCCEEDED
+}
+
+/** The `exception` event's attributes for one error. */
+const exceptionAttributes = (error: Error): Record<string, unknown> => ({
+  "exception.type": error.name,
+  "exception.message": error.message,
+  "exception.stacktrace": error.stack ?? "No stack trace available"
+})
+
+const ended = (span: ExportedSpan) => span.status as Extract<Tracer.SpanStatus, { readonly _tag: "Ended" }>
+
+// ---------------------------------------------------------------------------
+// protobuf (opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest)
+
+const VARINT = 0
+const FIXED64 = 1
+const BYTES = 2
+
+/** An append-only protobuf writer over one buffer that grows and is reused. */
+class Writer {
+  buf = new Uint8Array(1 << 16)
+  view = new DataView(this.buf.buffer)
+  pos = 0
+
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.pos + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buf.subarray(0, this.pos))
+    this.buf = next
+    this.view = new DataView(next.buffer)
+  }
+  /** A non-negative integer below 2^53. */
+  varint(n: number): void {
+    this.ensure(8)
+    while (n > 127) {
+      this.buf[this.pos++] = (n % 128) | 128
+      n = Math.floor(n / 128)
+    }
+    this.buf[this.pos++] = n
+  }
+  /** Any int64, two's complement for negatives. */
+  varint64(n: bigint): void {
+    let u = BigInt.asUintN(64, n)
+    this.ensure(10)
+    while (u > 127n) {
+      this.buf[this.pos++] = Number(u & 127n) | 128
+      u >>= 7n
+    }
+    this.buf[this.pos++] = Number(u)
+  }
+  tag(field: number, wire: number): void {
+    this.ensure(1)
+    this.buf[this.pos++] = (field << 3) | wire
+  }
+  fixed64(field: number, n: bigint): void {
+    this.tag(field, FIXED64)
+    this.ensure(8)
+    // Wraps modulo 2^64 by itself.
+    this.view.setBigUint64(this.pos, n, true)
+    this.pos += 8
+  }
+  double(field: number, n: number): void {
+    this.tag(field, FIXED64)
+    this.ensure(8)
+    this.view.setFloat64(this.pos, n, true)
+    this.pos += 8
+  }
+  string(field: number, s: string): void {
+    this.tag(field, BYTES)
+    const length = s.length
+    if (length < 128) {
+      this.ensure(length + 1)
+      const start = this.pos + 1
+      let i = 0
+      for (; i < length; i++) {
+        const c = s.charCodeAt(i)
+        if (c > 127) break
+        this.buf[start + i] = c
+      }
+      if (i === length) {
+        this.buf[this.pos] = length
+        this.pos = start + length
+        return
+      }
+    }
+    const bytes = textEncoder.encode(s)
+    this.varint(bytes.length)
+    this.ensure(bytes.length)
+    this.buf.set(bytes, this.pos)
+    this.pos += bytes.length
+  }
+  /** `bytes` from hex, left-padded with zeros to `size` bytes, as Effect's tracer pads trace ids. */
+  hex(field: number, hex: string, size: number): void {
+    this.tag(field, BYTES)
+    this.ensure(size + 1)
+    this.buf[this.pos++] = size
+    const digits = size * 2
+    const offset = digits - hex.length
+    for (let i = 0; i < size; i++) {
+      const hi = 2 * i - offset
+      this.buf[this.pos++] = (nibble(hex, hi) << 4) | nibble(hex, hi + 1)
+    }
+  }
+  raw(bytes: Uint8Array): void {
+    const length = bytes.length
+    this.ensure(length)
+    if (length > 64) this.buf.set(bytes, this.pos)
+    else for (let i = 0; i < length; i++) this.buf[this.pos + i] = bytes[i]!
+    this.pos += length
+  }
+  /**
+   * A span's attribute (field 9). A key's last encoding is kept and copied
+   * while its value stays the same, as the queue, consumer and operation do
+   * from span to span; keys whose values keep changing are not kept.
+   */
+  attribute(key: string, value: unknown): void {
+    const cached = this.attributes.get(key)
+    if (cached !== undefined && cached.value === value && cached.bytes !== undefined) {
+      cached.hits++
+      return this.raw(cached.bytes)
+    }
+    const start = this.pos
+    writeKeyValue(this, 9, key, value)
+    if (typeof value === "object" || (cached !== undefined && cached.misses > 16 && cached.misses > cached.hits)) {
+      if (cached !== undefined) cached.misses++
+      return
+    }
+    const bytes = this.pos - start < 128 ? this.buf.slice(start, this.pos) : undefined
+    if (cached === undefined) this.attributes.set(key, { value, bytes, hits: 0, misses: 0 })
+    else {
+      cached.value = value
+      cached.bytes = bytes
+      cached.misses++
+    }
+  }
+  private readonly attributes = new Map<string, { value: unknown; bytes: Uint8Array | undefined; hits: number; misses: number }>()
+  /**
+   * A span's trace id, parent span id, name and kind (fields 1, 4, 5, 6: a
+   * decoder takes fields in any order), copied from the last span's while
+   * they are the same, as they are for the events of one batch.
+   */
+  header(span: ExportedSpan): void {
+    const traceId = span.traceId
+    const parent = span.parent._tag === "Some" ? span.parent.value.spanId : undefined
+    const last = this.lastHeader
+    if (
+      last !== undefined && last.traceId === traceId && last.parent === parent && last.name === span.name &&
+      last.kind === span.kind
+    ) return this.raw(last.bytes)
+    const start = this.pos
+    this.id(1, traceId, 16)
+    if (parent !== undefined) this.id(4, parent, 8)
+    this.string(5, span.name)
+    this.tag(6, VARINT)
+    this.varint(SPAN_KIND[span.kind] ?? 0)
+    this.lastHeader = { traceId, parent, name: span.name, kind: span.kind, bytes: this.buf.slice(start, this.pos) }
+  }
+  private lastHeader:
+    | {
+      readonly traceId: string
+      readonly parent: string | undefined
+      readonly name: string
+      readonly kind: Tracer.SpanKind
+      readonly bytes: Uint8Array
+    }
+    | undefined = undefined
+  /** An id, from hex; the last few are kept, as a batch's spans share their trace and parent. */
+  id(field: number, hex: string, size: number): void {
+    const cache = size === 16 ? this.traceIds : this.spanIds
+    for (let i = 0; i < cache.length; i += 2) {
+      if (cache[i] === hex) return this.raw(cache[i + 1] as Uint8Array)
+    }
+    const start = this.pos
+    this.hex(field, hex, size)
+    if (cache.length >= 8) cache.splice(0, 2)
+    cache.push(hex, this.buf.slice(start, this.pos))
+  }
+  private readonly traceIds: Array<string | Uint8Array> = []
+  private readonly spanIds: Array<string | Uint8Array> = []
+  /** Opens a length-delimited field; `close` writes its length. One byte is reserved, most messages need no more. */
+  open(field: number): number {
+    this.tag(field, BYTES)
+    this.ensure(1)
+    return this.pos++
+  }
+  close(mark: number): void {
+    const length = this.pos - mark - 1
+    if (length < 128) {
+      this.buf[mark] = length
+      return
+    }
+    let size = 1
+    for (let n = length; n > 127; n = Math.floor(n / 128)) size++
+    this.ensure(size - 1)
+    this.buf.copyWithin(mark + size, mark + 1, this.pos)
+    this.pos += size - 1
+    const end = this.pos
+    this.pos = mark
+    this.varint(length)
+    this.pos = end
+  }
+}
+
+const textEncoder = new TextEncoder()
+
+const nibble = (hex: string, i: number): number => {
+  if (i < 0) return 0
+  const c = hex.charCodeAt(i)
+  if (c >= 48 && c <= 57) return c - 48
+  if (c >= 97 && c <= 102) return c - 87
+  if (c >= 65 && c <= 70) return c - 55
+  return 0
+}
+
+const INT64_BOUND = 2 ** 63
+
+/** An `AnyValue`, with the types Effect's `OtlpResource.unknownToAttributeValue` gives. */
+const writeAnyValue = (w: Writer, value: unknown): void => {
+  switch (typeof value) {
+    case "string":
+      return w.string(1, value)
+    case "boolean":
+      w.tag(2, VARINT)
+      return w.varint(value ? 1 : 0)
+    case "number":
+      if (Number.isInteger(value) && value >= -INT64_BOUND && value < INT64_BOUND) {
+        w.tag(3, VARINT)
+        return value >= 0 && value <= Number.MAX_SAFE_INTEGER ? w.varint(value) : w.varint64(BigInt(value))
+      }
+      return w.double(4, value)
+    case "bigint":
+      if (BigInt.asIntN(64, value) !== value) return w.string(1, String(value))
+      w.tag(3, VARINT)
+      return w.varint64(value)
+  }
+  if (Array.isArray(value)) {
+    const array = w.open(5)
+    for (const item of value) {
+      const any = w.open(1)
+      writeAnyValue(w, item)
+      w.close(any)
+    }
+    return w.close(array)
+  }
+  w.string(1, Formatter.format(value))
+}
+
+const writeKeyValue = (w: Writer, field: number, key: string, value: unknown): void => {
+  const kv = w.open(field)
+  w.string(1, key)
+  const any = w.open(2)
+  writeAnyValue(w, value)
+  w.close(any)
+  w.close(kv)
+}
+
+const writeRecord = (w: Writer, field: number, record: Readonly<Record<string, unknown>> | undefined): void => {
+  if (record === undefined) return
+  for (const key in record) writeKeyValue(w, field, key, record[key])
+}
+
+const writeSpan = (w: Writer, span: ExportedSpan): void => {
+  const status = ended(span)
+  const outcome = outcomeOf(status.exit)
+  const mark = w.open(2)
+  w.header(span)
+  span.drawId()
+  w.tag(2, BYTES)
+  w.ensure(9)
+  w.buf[w.pos++] = 8
+  w.view.setUint32(w.pos, span.idHigh, false)
+  w.view.setUint32(w.pos + 4, span.idLow, false)
+  w.pos += 8
+  w.fixed64(7, status.startTime)
+  w.fixed64(8, status.endTime)
+  const flat = span.flat
+  for (let i = 0; i < flat.length; i += 2) w.attribute(flat[i] as string, flat[i + 1])
+  if (outcome.interrupted) writeKeyValue(w, 9, "effect.fiber.interrupted", true)
+  if (span.ownEvents !== undefined) {
+    for (const [name, time, attributes] of span.ownEvents) writeEvent(w, name, time, attributes)
+  }
+  for (const error of outcome.errors) writeEvent(w, "exception", status.endTime, exceptionAttributes(error))
+  for (const link of span.links) {
+    const l = w.open(13)
+    w.hex(1, link.span.traceId, 16)
+    w.hex(2, link.span.spanId, 8)
+    writeRecord(w, 4, link.attributes)
+    w.close(l)
+  }
+  const s = w.open(15)
+  if (outcome.message !== undefined) w.string(2, outcome.message)
+  if (outcome.code !== STATUS_UNSET) {
+    w.tag(3, VARINT)
+    w.varint(outcome.code)
+  }
+  w.close(s)
+  w.close(mark)
+}
+
+const writeEvent = (w: Writer, name: string, time: bigint, attributes: Readonly<Record<string, unknown>> | undefined) => {
+  const e = w.open(11)
+  w.fixed64(1, time)
+  w.string(2, name)
+  writeRecord(w, 3, attributes)
+  w.close(e)
+}
+
+interface Resource {
+  readonly attributes: ReadonlyArray<{ readonly key: string; readonly value: unknown }>
+}
+interface Scope {
+  readonly name: string
+  readonly version: string
+}
+
+/** The encoder of protobuf bodies; the resource and scope are encoded once. */
+const protobufEncoder = (resource: OtlpResource.Resource, scope: Scope) => {
+  const w = new Writer()
+  const r = w.open(1)
+  for (const { key, value } of (resource as Resource).attributes) {
+    // The resource's values are in OTLP's JSON form already.
+    const kv = w.open(1)
+    w.string(1, key)
+    const any = w.open(2)
+    writeOtlpValue(w, value as OtlpAnyValue)
+    w.close(any)
+    w.close(kv)
+  }
+  w.close(r)
+  const resourceBytes = w.buf.slice(0, w.pos)
+  w.pos = 0
+  const s = w.open(1)
+  w.string(1, scope.name)
+  w.string(2, scope.version)
+  w.close(s)
+  const scopeBytes = w.buf.slice(0, w.pos)
+  // Spans are encoded as they end, so that they die young instead of waiting for their batch.
+  const ended = new Writer()
+  let count = 0
+  return {
+    add: (span: ExportedSpan, limit: number): void => {
+      // Past the limit the exporter is failing or disabled: drop, as it does.
+      if (count >= limit) {
+        ended.pos = 0
+        count = 0
+      }
+      writeSpan(ended, span)
+      count++
+    },
+    body: (): HttpBody.HttpBody => {
+      w.pos = 0
+      const resourceSpans = w.open(1)
+      w.raw(resourceBytes)
+      const scopeSpans = w.open(2)
+      w.raw(scopeBytes)
+      w.ensure(ended.pos)
+      w.buf.set(ended.buf.subarray(0, ended.pos), w.pos)
+      w.pos += ended.pos
+      ended.pos = 0
+      count = 0
+      w.close(scopeSpans)
+      w.close(resourceSpans)
+      return HttpBody.uint8Array(w.buf.slice(0, w.pos), "application/x-protobuf")
+    }
+  }
+}
+
+interface OtlpAnyValue {
+  readonly stringValue?: string
+  readonly boolValue?: boolean
+  readonly intValue?: number | string
+  readonly doubleValue?: number
+  readonly arrayValue?: { readonly values: ReadonlyArray<OtlpAnyValue> }
+}
+
+/** A resource attribute's value, already in OTLP's JSON form. */
+const writeOtlpValue = (w: Writer, value: OtlpAnyValue): void => {
+  if (value.stringValue !== undefined) return w.string(1, value.stringValue)
+  if (value.boolValue !== undefined) return writeAnyValue(w, value.boolValue)
+  if (value.intValue !== undefined) {
+    w.tag(3, VARINT)
+    return w.varint64(BigInt(value.intValue))
+  }
+  if (value.doubleValue !== undefined) return w.double(4, value.doubleValue)
+  if (value.arrayValue !== undefined) {
+    const array = w.open(5)
+    for (const item of value.arrayValue.values) {
+      const any = w.open(1)
+      writeOtlpValue(w, item)
+      w.close(any)
+    }
+    w.close(array)
+  }
+}
+
+// ---------------------------------------------------------------------------
+// JSON, the objects Effect's `OtlpTracer` makes
+
+const jsonEncoder = (resource: OtlpResource.Resource, scope: Scope) => (spans: ReadonlyArray<ExportedSpan>): HttpBody.HttpBody => {
+  const data = { resourceSpans: [{ resource, scopeSpans: [{ scope, spans: spans.map(jsonSpan) }] }] }
+  const json = JSON.stringify(data)
+  // OTLP/JSON writes NaN and Infinity as strings; JSON.stringify writes null.
+  return HttpBody.text(json.includes("null") ? JSON.stringify(data, nonFiniteToString) : json, "application/json")
+}
+
+const nonFiniteToString = (_key: string, value: unknown) =>
+  typeof value === "number" && !Number.isFinite(value) ? String(value) : value
+
+const jsonAttributes = (entries: Iterable<readonly [string, unknown]>) => {
+  const attributes: Array<{ key: string; value: unknown }> = []
+  for (const [key, value] of entries) attributes.push({ key, value: OtlpResource.unknownToAttributeValue(value) })
+  return attributes
+}
+
+const jsonSpan = (span: ExportedSpan) => {
+  const status = ended(span)
+  const outcome = outcomeOf(status.exit)
+  const attributes = jsonAttributes(span.attributes)
+  if (outcome.interrupted) attributes.push({ key: "effect.fiber.interrupted", value: { boolValue: true } })
+  const jsonEvent = (name: string, time: bigint, record: Readonly<Record<string, unknown>> | undefined) => ({
+    name,
+    timeUnixNano: String(time),
+    attributes: record === undefined ? [] : jsonAttributes(Object.entries(record)),
+    droppedAttributesCount: 0
+  })
+  const events = (span.ownEvents ?? []).map(([name, time, record]) => jsonEvent(name, time, record))
+  for (const error of outcome.errors) events.push(jsonEvent("exception", status.endTime, exceptionAttributes(error)))
+  return {
+    traceId: span.traceId.padStart(32, "0"),
+    spanId: span.spanId,
+    parentSpanId: span.parent._tag === "Some" ? span.parent.value.spanId : undefined,
+    name: span.name,
+    kind: SPAN_KIND[span.kind],
+    startTimeUnixNano: String(status.startTime),
+    endTimeUnixNano: String(status.endTime),
+    attributes,
+    droppedAttributesCount: 0,
+    events,
+    droppedEventsCount: 0,
+    status: outcome.message === undefined ? { code: outcome.code } : { code: outcome.code, message: outcome.message },
+    links: span.links.map((link) => ({
+      traceId: link.span.traceId.padStart(32, "0"),
+      spanId: link.span.spanId,
+      attributes: jsonAttributes(Object.entries(link.attributes)),
+      droppedAttributesCount: 0
+    })),
+    droppedLinksCount: 0
+  }
+}
+
+// ---------------------------------------------------------------------------
+// configuration from the standard variables, as Effect's `OtlpTracer.layerFromConfig` reads them
+
+const headersRecord = (name: string) => Config.Record(Schema.String, Schema.StringFromUriComponent, name)
+const exporterList = (name: string) =>
+  Config.Array(Schema.String, name).pipe(
+    Config.map((names) => names.map((n) => n.toLowerCase().trim()).filter((n) => n !== "")),
+    Config.withDefault<ReadonlyArray<string>>([])
+  )
+
+/**
+ * The layer the `OTEL_*` variables describe; without an endpoint, or with
+ * `OTEL_SDK_DISABLED`, only a `Flusher` with nothing to flush.
+ */
+export const layerFromConfig = (options: {
+  readonly resource: Options["resource"]
+  readonly protocol?: Protocol | undefined
+}): Layer.Layer<OtlpExporter.Flusher, never, HttpClient.HttpClient> =>
+  Layer.unwrap(Effect.gen(function*() {
+    const env = yield* Config.all({
+      disabled: Config.Boolean("OTEL_SDK_DISABLED").pipe(Config.withDefault(false)),
+      endpoint: Config.URL("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").pipe(
+        Config.orElse(() =>
+          Config.URL("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.map((url) => {
+            url.pathname += `${url.pathname.endsWith("/") ? "" : "/"}v1/traces`
+            return url
+          }))
+        ),
+        Config.option
+      ),
+      exporters: exporterList("OTEL_TRACES_EXPORTER"),
+      headers: headersRecord("OTEL_EXPORTER_OTLP_TRACES_HEADERS").pipe(
+        Config.orElse(() => headersRecord("OTEL_EXPORTER_OTLP_HEADERS")),
+        Config.option
+      ),
+      protocol: Config.Literals(["http/protobuf", "http/json"], "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").pipe(
+        Config.orElse(() => Config.Literals(["http/protobuf", "http/json"], "OTEL_EXPORTER_OTLP_PROTOCOL")),
+        Config.option
+      ),
+      compression: Config.Literals(["gzip", "none"], "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION").pipe(
+        Config.orElse(() => Config.Literals(["gzip", "none"], "OTEL_EXPORTER_OTLP_COMPRESSION")),
+        Config.withDefault("none" as const)
+      ),
+      timeout: Config.Int("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT").pipe(
+        Config.orElse(() => Config.Int("OTEL_EXPORTER_OTLP_TIMEOUT")),
+        Config.orElse(() => Config.Int("OTEL_BSP_EXPORT_TIMEOUT")),
+        Config.option
+      ),
+      scheduleDelay: Config.option(Config.Int("OTEL_BSP_SCHEDULE_DELAY")),
+      maxBatchSize: Config.option(Config.Int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"))
+    })
+    if (env.disabled || Option.isNone(env.endpoint) || !env.exporters.includes("otlp")) return OtlpExporter.layerFlusher
+    return layer({
+      url: env.endpoint.value.toString(),
+      resource: options.resource,
+      protocol: options.protocol ?? Option.getOrElse(env.protocol, () => "http/protobuf" as const),
+      headers: Option.getOrUndefined(env.headers),
+      compression: env.compression,
+      exportInterval: Option.getOrUndefined(Option.map(env.scheduleDelay, Duration.millis)),
+      maxBatchSize: Option.getOrUndefined(env.maxBatchSize),
+      shutdownTimeout: Option.getOrUndefined(Option.map(env.timeout, Duration.millis))
+    })
+  }).pipe(Effect.orDie))
