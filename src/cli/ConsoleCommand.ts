@@ -50,11 +50,19 @@ export const webConsole = Command.make("console", { port, host, readOnly }, ({ h
         (error) => failure(`PGQ_CONSOLE_TOKEN: ${error.message}`)
       )
       const running = yield* ConsoleServer.serve({ host, port, readOnly, token: Option.getOrUndefined(token) }).pipe(
-        Effect.mapError((error) => failure(`${error.message}; choose another --port`))
+        Effect.mapError((error) =>
+          error._tag === "ConsoleTokenError"
+            ? failure(`PGQ_CONSOLE_TOKEN: ${error.message}`)
+            : failure(`${error.message}; choose another --port`)
+        )
       )
       yield* Console.log(`effect-pgq console on ${running.url}`)
       yield* Console.log(
-        readOnly
+        running.handler.readsNeedToken
+          ? `not on loopback: reading${readOnly ? "" : ", retry and delete"} need the token${
+            Option.isSome(token) ? " of PGQ_CONSOLE_TOKEN" : " in the address above"
+          }`
+          : readOnly
           ? "read-only: no retry or delete"
           : Option.isSome(token)
           ? "actions need the token of PGQ_CONSOLE_TOKEN"

@@ -7,6 +7,7 @@
  */
 import { Console, Duration, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
+import { INT8_MAX, parseInt8Id } from "../internal/int8Id.ts"
 import { JobId, type Job } from "../tracker/Job.ts"
 import { Tracker } from "../tracker/Tracker.ts"
 import { failure, usage } from "./admin/CliFailure.ts"
@@ -14,12 +15,11 @@ import { withDatabase } from "./admin/Connection.ts"
 import { cell, iso, printJson, quote, table } from "./admin/Output.ts"
 import { json } from "./flags.ts"
 
-const INT8_MAX = 9_223_372_036_854_775_807n
-
 const parseJobId = (text: string) =>
-  /^\d{1,19}$/.test(text) && BigInt(text) <= INT8_MAX
-    ? Effect.succeed(JobId.make(BigInt(text)))
-    : Effect.fail(usage(`job id must be a positive integer, got ${quote(text)}`))
+  Option.match(parseInt8Id(text), {
+    onSome: (id) => Effect.succeed(JobId.make(id)),
+    onNone: () => Effect.fail(usage(`job id must be a positive integer up to ${INT8_MAX}, got ${quote(text)}`))
+  })
 
 const UNITS: Record<string, Duration.Unit> = {
   s: "seconds",
@@ -185,9 +185,6 @@ const list = Command.make(
   ({ after, finished, json, limit, name }) =>
     withDatabase(
       Effect.gen(function*() {
-        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
-          return yield* usage("job list: --limit must be from 1 to 10000")
-        }
         const afterId = Option.isSome(after) ? yield* parseJobId(after.value) : undefined
         const jobs = yield* (yield* Tracker).list({
           limit,

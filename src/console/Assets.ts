@@ -7,8 +7,10 @@
  * swapping in its live sections (the server escaped every value in them),
  * reads the token from the URL's fragment (never sent to a server) or from
  * the token field into the tab's session storage, and sends actions with the
- * token in the `Authorization` header. What it writes itself goes in with
- * `textContent`.
+ * token in the `Authorization` header. On a console whose reading needs the
+ * token, it fetches the pages with that header too: a page opened without it
+ * comes locked (no data), and the script swaps in the page it fetched. What
+ * it writes itself goes in with `textContent`.
  *
  * @since 0.2.0
  */
@@ -24,6 +26,7 @@ export const script = String.raw`"use strict";
   const body = document.body;
   const base = body.dataset.base || "";
   const refreshMs = Number(body.dataset.refresh) || 5000;
+  const readsNeedToken = body.dataset.readsNeedToken === "true";
   const KEY = "effect-pgq-console-token";
   const byId = (id) => document.getElementById(id);
 
@@ -34,12 +37,23 @@ export const script = String.raw`"use strict";
     history.replaceState(null, "", location.pathname + location.search);
   }
   const token = () => sessionStorage.getItem(KEY);
+  const authorization = () => (token() ? { authorization: "Bearer " + token() } : {});
+  const locked = () => body.dataset.locked === "true";
 
   const showToken = () => {
     const state = byId("token-state");
-    if (state) state.textContent = token() ? "Token set: actions enabled." : "No token: enter the token printed at start to retry or delete.";
+    if (state) {
+      state.textContent = token()
+        ? (readsNeedToken ? "Token set." : "Token set: actions enabled.")
+        : "No token: enter the token printed at start to " + (readsNeedToken ? "see this console." : "retry or delete.");
+    }
     const forget = byId("token-forget");
     if (forget) forget.hidden = !token();
+  };
+
+  const forgetToken = () => {
+    sessionStorage.removeItem(KEY);
+    showToken();
   };
 
   const say = (text, kind) => {
@@ -49,31 +63,47 @@ export const script = String.raw`"use strict";
     flash.className = "flash " + kind;
   };
 
-  byId("token-form")?.addEventListener("submit", (event) => {
+  // On the document, not the form: a locked page's content, the form with it, is replaced.
+  document.addEventListener("submit", (event) => {
+    if (!(event.target instanceof Element) || event.target.id !== "token-form") return;
     event.preventDefault();
     const input = byId("token-input");
     const value = input.value.trim();
     if (value) sessionStorage.setItem(KEY, value);
     input.value = "";
     showToken();
-  });
-  byId("token-forget")?.addEventListener("click", () => {
-    sessionStorage.removeItem(KEY);
-    showToken();
+    if (locked()) refresh();
   });
 
   let busy = false;
   const refresh = async () => {
-    if (busy) return;
+    if (busy || (locked() && !token())) return;
     busy = true;
     const live = byId("live-status");
     try {
-      const response = await fetch(location.pathname + location.search, { cache: "no-store", headers: { accept: "text/html" } });
-      if (!response.ok) throw new Error("HTTP " + response.status);
+      const wasLocked = locked();
+      const response = await fetch(location.pathname + location.search, {
+        cache: "no-store",
+        credentials: "omit",
+        headers: { accept: "text/html", ...authorization() }
+      });
+      if (response.status === 401 && readsNeedToken) {
+        forgetToken();
+        throw new Error("the token was refused");
+      }
+      if (!response.ok && !wasLocked) throw new Error("HTTP " + response.status);
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-      for (const section of fresh.querySelectorAll("[data-live]")) {
-        const current = byId(section.id);
-        if (current) current.replaceWith(document.importNode(section, true));
+      if (wasLocked) {
+        const main = fresh.querySelector("main");
+        if (main) document.querySelector("main")?.replaceWith(document.importNode(main, true));
+        document.title = fresh.title;
+        body.dataset.locked = "false";
+        showToken();
+      } else {
+        for (const section of fresh.querySelectorAll("[data-live]")) {
+          const current = byId(section.id);
+          if (current) current.replaceWith(document.importNode(section, true));
+        }
       }
       if (live) {
         live.textContent = "Updated " + new Date().toLocaleTimeString();
@@ -112,10 +142,7 @@ export const script = String.raw`"use strict";
         say(String(result.message), "ok");
       } else {
         say(String(result.error || "HTTP " + response.status), "error");
-        if (response.status === 401) {
-          sessionStorage.removeItem(KEY);
-          showToken();
-        }
+        if (response.status === 401) forgetToken();
       }
     } catch (error) {
       say("The console did not answer: " + (error instanceof Error ? error.message : String(error)), "error");
@@ -126,7 +153,9 @@ export const script = String.raw`"use strict";
   };
 
   document.addEventListener("click", (event) => {
-    const button = event.target instanceof Element ? event.target.closest("button[data-action]") : null;
+    if (!(event.target instanceof Element)) return;
+    if (event.target.closest("#token-forget")) return forgetToken();
+    const button = event.target.closest("button[data-action]");
     if (button) {
       event.preventDefault();
       act(button);
@@ -134,6 +163,7 @@ export const script = String.raw`"use strict";
   });
 
   showToken();
+  if (locked()) refresh();
   setInterval(refresh, refreshMs);
 })();
 `

@@ -11,8 +11,13 @@
  * | `/console/api/overview`, `api/consumer`, `api/event` | the same as JSON |
  * | `POST /console/api/retry`, `POST /console/api/delete` | `{ "queue", "consumer", "target": "<event id>" or "all" }` |
  *
- * Reading needs no token; every action does (see `Security`), and a
- * read-only console refuses them all. Actions are logged.
+ * On a loopback listener reading needs no token; every action does (see
+ * `Security`), and a read-only console refuses them all. A console reachable
+ * beyond this machine (`loopbackOnly: false`) needs the token for every
+ * page and every `api/` read too: a page asked for without it is a shell
+ * with the token field, whose script loads the page again with the token in
+ * the `Authorization` header. Actions are logged, with the logger of the
+ * code that made the handler.
  *
  * @since 0.2.0
  */
@@ -25,6 +30,7 @@ import { EventId } from "../api/Ids.ts"
 import { Pgq } from "../api/Pgq.ts"
 import type { PgqError } from "../api/PgqError.ts"
 import type { ConsumerStatus } from "../daemon/Supervisor.ts"
+import { INT8_MAX, isInt8Id, parseInt8Id } from "../internal/int8Id.ts"
 import * as Assets from "./Assets.ts"
 import * as LagHistory from "./LagHistory.ts"
 import * as Overview from "./Overview.ts"
@@ -45,7 +51,11 @@ export const BASE = "/console"
  * @category models
  */
 export interface ConsoleOptions {
-  /** The token actions need. Default: a fresh random one (see `ConsoleHandler.token`, to print it). */
+  /**
+   * The token actions need, at least 16 characters (`Security.MIN_TOKEN_LENGTH`;
+   * `ConsoleServer.serve` refuses a shorter one with `ConsoleTokenError`, `make`
+   * dies of it). Default: a fresh random one (see `ConsoleHandler.token`, to print it).
+   */
   readonly token?: string | Redacted.Redacted<string> | undefined
   /** Show no actions and refuse them all. Default false. */
   readonly readOnly?: boolean | undefined
@@ -55,7 +65,11 @@ export interface ConsoleOptions {
   readonly lagInterval?: Duration.Input | undefined
   /** How far back the chart goes. Default 15 minutes. */
   readonly lagWindow?: Duration.Input | undefined
-  /** Accept only loopback host names in `Host` (against DNS rebinding). Default true. */
+  /**
+   * Accept only loopback host names in `Host` (against DNS rebinding).
+   * Default true; false (a console reachable beyond this machine) makes
+   * every read need the token too.
+   */
   readonly loopbackOnly?: boolean | undefined
   /** The consumers a daemon in this process runs, for their state column. */
   readonly daemonStatus?: Effect.Effect<ReadonlyArray<ConsumerStatus>> | undefined
@@ -74,6 +88,8 @@ export interface ConsoleHandler {
   /** The token actions need: print it, or the `url` that carries it, for the operator. */
   readonly token: Redacted.Redacted<string>
   readonly readOnly: boolean
+  /** Whether reading needs the token too (not `loopbackOnly`): then print it even when read-only. */
+  readonly readsNeedToken: boolean
   /** Whether a path is the console's (`/` too: it leads to the console). */
   readonly handles: (path: string) => boolean
   /** Answers one request; call it for paths it `handles`. */
@@ -81,7 +97,8 @@ export interface ConsoleHandler {
   /**
    * The console's address for a browser, with the token in the fragment: the
    * page's script keeps it for the tab and removes it from the address bar;
-   * a fragment is never sent to a server. Without the token in a read-only console.
+   * a fragment is never sent to a server. Without the token in a read-only
+   * console that needs none for reading.
    */
   readonly url: (origin: string) => string
 }
@@ -110,12 +127,14 @@ const messageOf = (error: unknown): string =>
     ? error.message
     : String(error)
 
-const EVENT_ID = /^[0-9]{1,19}$/
-
+/** An id beyond int8 is the operator's mistake (400), not a query PostgreSQL refuses (500). */
 const ActionBody = Schema.Struct({
   queue: Schema.String.check(Schema.isNonEmpty()),
   consumer: Schema.String.check(Schema.isNonEmpty()),
-  target: Schema.Union([Schema.Literal("all"), Schema.String.check(Schema.isPattern(EVENT_ID))])
+  target: Schema.Union([
+    Schema.Literal("all"),
+    Schema.String.check(Schema.makeFilter(isInt8Id, { expected: "an event id (a whole number within int8)" }))
+  ])
 })
 
 const decodeActionBody = Schema.decodeUnknownEffect(Schema.fromJsonString(ActionBody))
@@ -123,20 +142,29 @@ const decodeActionBody = Schema.decodeUnknownEffect(Schema.fromJsonString(Action
 /** Action bodies are a few names and an id. */
 const MAX_BODY_BYTES = 16 * 1024
 
+/**
+ * How much of a body too large is read and dropped before the 413: closing
+ * a connection with unread data resets it, and the client would see the reset,
+ * not the 413. Past this the connection is cut.
+ */
+const MAX_DRAINED_BYTES = 1024 * 1024
+
+const TOO_LARGE = { status: 413, reason: "request body too large" } as const
+
 const readBody = (request: Http.IncomingMessage) =>
   Effect.callback<string, { readonly status: 413 | 400; readonly reason: string }>((resume) => {
     let size = 0
     const chunks: Array<Buffer> = []
     request.on("data", (chunk: Buffer) => {
       size += chunk.length
-      if (size > MAX_BODY_BYTES) {
-        resume(Effect.fail({ status: 413, reason: "request body too large" }))
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk)
+      else if (size > MAX_DRAINED_BYTES) {
+        resume(Effect.fail(TOO_LARGE))
         request.destroy()
-        return
-      }
-      chunks.push(chunk)
+      } else chunks.length = 0
     })
-    request.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
+    request.on("end", () =>
+      resume(size > MAX_BODY_BYTES ? Effect.fail(TOO_LARGE) : Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
     request.on("error", (error) => resume(Effect.fail({ status: 400, reason: error.message })))
   })
 
@@ -187,19 +215,18 @@ export const make = (
     const pgq = yield* Pgq
     const store = yield* FailedEvents
     const eventStatus = yield* EventStatus
+    // The caller's services, logger and log level too (the daemon's file, say), for every request.
     const context = yield* Effect.context<Pgq | SqlClient.SqlClient>()
     const jobs = options.jobs === false ? undefined : options.jobs ?? (yield* TrackerJobs.source)
     const history = yield* LagHistory.make({ interval: options.lagInterval, window: options.lagWindow })
-    const token = options.token === undefined
-      ? Security.generateToken()
-      : Redacted.isRedacted(options.token)
-      ? options.token
-      : Redacted.make(options.token)
+    const token = yield* Effect.orDie(Security.makeToken(options.token))
     const readOnly = options.readOnly ?? false
     const loopbackOnly = options.loopbackOnly ?? true
+    const readsNeedToken = !loopbackOnly
     const page: Pages.PageContext = {
       base: BASE,
       readOnly,
+      readsNeedToken,
       refreshMillis: Duration.toMillis(Duration.fromInputUnsafe(options.refreshInterval ?? "5 seconds")),
       daemon: options.daemonStatus !== undefined,
       jobs: jobs !== undefined
@@ -214,7 +241,7 @@ export const make = (
       const queue = params.get("queue") ?? ""
       const consumer = params.get("consumer") ?? ""
       const after = params.get("after")
-      const afterId = after !== null && EVENT_ID.test(after) ? EventId.make(BigInt(after)) : undefined
+      const afterId = after === null ? undefined : Option.getOrUndefined(Option.map(parseInt8Id(after), EventId.make))
       // One after the other: one connection of the daemon's small pool at a time.
       const found = yield* Effect.all([
         pgq.getConsumerInfo(queue, consumer),
@@ -263,10 +290,18 @@ export const make = (
       if (queue === undefined || id === undefined) {
         return { queues, queue, id, statuses: undefined, error: null, status: 200 }
       }
-      if (!EVENT_ID.test(id)) {
-        return { queues, queue, id, statuses: undefined, error: "An event id is a whole number.", status: 400 }
+      const eventId = parseInt8Id(id)
+      if (Option.isNone(eventId)) {
+        return {
+          queues,
+          queue,
+          id,
+          statuses: undefined,
+          error: `An event id is a whole number from 0 to ${INT8_MAX}.`,
+          status: 400
+        }
       }
-      const found = yield* eventStatus.forEvent(queue, EventId.make(BigInt(id))).pipe(
+      const found = yield* eventStatus.forEvent(queue, EventId.make(eventId.value)).pipe(
         Effect.timeout("10 seconds"),
         Effect.result
       )
@@ -292,13 +327,19 @@ export const make = (
       const refused = Security.checkAction(request, token)
       if (refused !== undefined) return jsonReply({ error: refused.reason }, refused.status)
       const text = yield* readBody(request).pipe(Effect.result)
-      if (text._tag === "Failure") return jsonReply({ error: text.failure.reason }, text.failure.status)
+      if (text._tag === "Failure") {
+        const reply = jsonReply({ error: text.failure.reason }, text.failure.status)
+        // Not another request on a connection whose body was not all read.
+        return text.failure.status === 413 ? { ...reply, headers: { connection: "close" } } : reply
+      }
       const body = yield* decodeActionBody(text.success).pipe(Effect.result)
       if (body._tag === "Failure") {
         return jsonReply({ error: "expected {\"queue\", \"consumer\", \"target\": an event id or \"all\"}" }, 400)
       }
       const { consumer, queue } = body.success
-      const target: FailedEventTarget = body.success.target === "all" ? "all" : EventId.make(BigInt(body.success.target))
+      const target: FailedEventTarget = body.success.target === "all"
+        ? "all"
+        : EventId.make(Option.getOrThrow(parseInt8Id(body.success.target)))
       const done = yield* (action === "retry" ? store.retry : store.delete)(queue, consumer, target).pipe(Effect.result)
       if (done._tag === "Failure") return jsonReply({ error: done.failure.message }, statusOf(done.failure))
       const n = done.success
@@ -318,6 +359,16 @@ export const make = (
         return act(sub === "/api/retry" ? "retry" : "delete", request)
       }
       if (!reading) return Effect.succeed(jsonReply({ error: "method not allowed" }, 405))
+      if (readsNeedToken && !sub.startsWith("/assets/")) {
+        const refused = Security.checkRead(request, token)
+        if (refused !== undefined) {
+          return Effect.succeed(
+            sub.startsWith("/api/")
+              ? jsonReply({ error: refused.reason }, refused.status)
+              : htmlReply(Pages.lockedPage(page), refused.status)
+          )
+        }
+      }
       switch (sub) {
         case "/":
           return Effect.map(overview, (o) => htmlReply(Pages.overviewPage(page, o, chart)))
@@ -363,7 +414,7 @@ export const make = (
         send(response, false, { status: refusedHost.status, type: "text/plain; charset=utf-8", body: `${refusedHost.reason}\n` })
         return
       }
-      Effect.runFork(route(method, url.pathname, url.searchParams, request)).addObserver((exit) => {
+      Effect.runForkWith(context)(route(method, url.pathname, url.searchParams, request)).addObserver((exit) => {
         if (exit._tag === "Success") {
           send(response, method === "HEAD", exit.value)
         } else {
@@ -375,9 +426,10 @@ export const make = (
     return {
       token,
       readOnly,
+      readsNeedToken,
       handles: (path) => path === "/" || path === BASE || path.startsWith(`${BASE}/`),
       handle,
-      url: (origin) => `${origin}${BASE}/${readOnly ? "" : `#token=${Redacted.value(token)}`}`
+      url: (origin) => `${origin}${BASE}/${readOnly && !readsNeedToken ? "" : `#token=${Redacted.value(token)}`}`
     } satisfies ConsoleHandler
   })
 

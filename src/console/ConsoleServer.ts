@@ -24,7 +24,7 @@ import type { EventStatus } from "../api/EventStatus.ts"
 import type { FailedEvents } from "../api/FailedEvents.ts"
 import type { Pgq } from "../api/Pgq.ts"
 import * as ConsoleHandler from "./ConsoleHandler.ts"
-import { isLoopback } from "./Security.ts"
+import { type ConsoleTokenError, isLoopback, makeToken } from "./Security.ts"
 
 /**
  * The port `effect-pgq console` listens on by default.
@@ -39,7 +39,11 @@ export const DEFAULT_PORT = 7788
  * @category models
  */
 export interface ServeOptions extends ConsoleHandler.ConsoleOptions {
-  /** Default 127.0.0.1. Another address exposes the console beyond this machine: put TLS in front. */
+  /**
+   * Default 127.0.0.1. Another address exposes the console beyond this
+   * machine: every page and read needs the token then, as actions do; put
+   * TLS in front.
+   */
   readonly host?: string | undefined
   /** Default 7788; 0 picks a free port. */
   readonly port?: number | undefined
@@ -72,10 +76,19 @@ export class ConsoleListenError extends Data.TaggedError("ConsoleListenError")<{
   }
 }
 
+/**
+ * A `token` too short (`Security.MIN_TOKEN_LENGTH`).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export { ConsoleTokenError } from "./Security.ts"
+
 const urlHost = (host: string) => host.includes(":") && !host.startsWith("[") ? `[${host}]` : host
 
 /**
- * Serves the console until the scope closes.
+ * Serves the console until the scope closes; a `token` shorter than 16
+ * characters is refused with `ConsoleTokenError`.
  *
  * @since 0.2.0
  * @category constructors
@@ -84,13 +97,16 @@ export const serve = (
   options: ServeOptions = {}
 ): Effect.Effect<
   RunningConsole,
-  ConsoleListenError,
+  ConsoleListenError | ConsoleTokenError,
   Scope.Scope | Pgq | FailedEvents | EventStatus | SqlClient.SqlClient
 > =>
   Effect.gen(function*() {
     const host = options.host ?? "127.0.0.1"
     const port = options.port ?? DEFAULT_PORT
-    const handler = yield* ConsoleHandler.make({ ...options, loopbackOnly: options.loopbackOnly ?? isLoopback(host) })
+    const token = yield* makeToken(options.token)
+    const handler = yield* ConsoleHandler.make({ ...options, token, loopbackOnly: options.loopbackOnly ?? isLoopback(host) })
+    // Logged with the caller's logger, as the handler logs.
+    const context = yield* Effect.context<never>()
     const server = Http.createServer((request, response) => {
       const path = new URL(request.url ?? "/", "http://localhost").pathname
       if (handler.handles(path)) return handler.handle(request, response)
@@ -101,7 +117,7 @@ export const serve = (
         server.once("error", (error) =>
           resume(Effect.fail(new ConsoleListenError({ address: `${urlHost(host)}:${port}`, reason: error.message }))))
         server.listen(port, host, () => {
-          server.on("error", (error) => Effect.runFork(Effect.logError(`console: ${error.message}`)))
+          server.on("error", (error) => Effect.runForkWith(context)(Effect.logError(`console: ${error.message}`)))
           const bound = server.address()
           resume(Effect.succeed(
             typeof bound === "string" || bound === null ? `${urlHost(host)}:${port}` : `${urlHost(host)}:${bound.port}`

@@ -22,6 +22,8 @@ export interface PageContext {
   /** Where the console is mounted (`/console`). */
   readonly base: string
   readonly readOnly: boolean
+  /** Whether reading needs the token too (a console reachable beyond this machine). Default false. */
+  readonly readsNeedToken?: boolean | undefined
   readonly refreshMillis: number
   /** Whether a daemon in this process runs consumers (the state column). */
   readonly daemon: boolean
@@ -64,7 +66,7 @@ export const duration = (s: number | null): string => {
 const link = (context: PageContext, path: string, params: Record<string, string>): string =>
   `${context.base}${path}?${new URLSearchParams(params).toString()}`
 
-const layout = (context: PageContext, title: string, content: Html): string =>
+const layout = (context: PageContext, title: string, content: Html, locked = false): string =>
   `<!doctype html>\n${
     render(html`<html lang="en">
 <head>
@@ -74,7 +76,9 @@ const layout = (context: PageContext, title: string, content: Html): string =>
 <link rel="stylesheet" href="${context.base}/assets/console.css">
 <script src="${context.base}/assets/console.js" defer></script>
 </head>
-<body data-base="${context.base}" data-refresh="${context.refreshMillis}" data-read-only="${String(context.readOnly)}">
+<body data-base="${context.base}" data-refresh="${context.refreshMillis}" data-read-only="${String(context.readOnly)}" data-reads-need-token="${
+      String(context.readsNeedToken === true)
+    }" data-locked="${String(locked)}">
 <header>
 <h1>effect-pgq console</h1>
 <nav><a href="${context.base}/">Overview</a><a href="${context.base}/event">Event lookup</a>${
@@ -85,17 +89,24 @@ const layout = (context: PageContext, title: string, content: Html): string =>
 <main>
 <div id="flash" class="flash" role="status" aria-live="polite"></div>
 ${content}
-${context.readOnly ? empty : tokenForm}
+${context.readOnly && context.readsNeedToken !== true ? empty : tokenForm(context)}
 </main>
 </body>
 </html>
 `)
   }`
 
-const tokenForm = html`<section id="token">
+const tokenForm = (context: PageContext): Html =>
+  html`<section id="token">
 <h2>Token</h2>
 <form id="token-form" class="inline">
-<label for="token-input">Actions need the token printed when the console started:</label>
+<label for="token-input">${
+    context.readsNeedToken !== true
+      ? "Actions need"
+      : context.readOnly
+      ? "Reading this console needs"
+      : "Reading this console and its actions need"
+  } the token printed when the console started:</label>
 <input id="token-input" type="password" autocomplete="off" size="36">
 <button type="submit">Use token</button>
 <button type="button" id="token-forget" hidden>Forget token</button>
@@ -374,6 +385,23 @@ ${
 </table>`
     }
 </section>`
+  )
+
+/**
+ * A page asked for without the token on a console whose reading needs it:
+ * no data, only the token field; the script loads the page again with the
+ * token it has, or once one is entered.
+ *
+ * @since 0.2.0
+ * @category pages
+ */
+export const lockedPage = (context: PageContext): string =>
+  layout(
+    context,
+    "Token needed",
+    html`<section id="locked"><h2>Token needed</h2>
+<p>This console is reachable beyond this machine: reading it needs the token printed when it started.</p></section>`,
+    true
   )
 
 /**

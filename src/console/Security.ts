@@ -4,11 +4,13 @@
  * itself, unlike a cookie, so another site cannot make a visitor's browser
  * act), requests from another origin refused by `Origin` and
  * `Sec-Fetch-Site`, a `Host` check against DNS rebinding on a loopback
- * listener, and a Content-Security-Policy that runs no inline script.
+ * listener, and a Content-Security-Policy that runs no inline script. A
+ * console reachable beyond this machine needs the token for reading too
+ * (`checkRead`): its pages show failed events' payloads.
  *
  * @since 0.2.0
  */
-import { Redacted } from "effect"
+import { Data, Effect, Redacted } from "effect"
 import * as Crypto from "node:crypto"
 import type * as Http from "node:http"
 
@@ -45,6 +47,44 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
  */
 export const generateToken = (): Redacted.Redacted<string> =>
   Redacted.make(Crypto.randomBytes(24).toString("base64url"))
+
+/**
+ * The shortest token the console takes, as the daemon's config: a short one
+ * could be guessed by trying.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const MIN_TOKEN_LENGTH = 16
+
+/**
+ * A token given to the console is too short.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class ConsoleTokenError extends Data.TaggedError("ConsoleTokenError")<{
+  readonly length: number
+}> {
+  override get message(): string {
+    return `the console's token must have at least ${MIN_TOKEN_LENGTH} characters, got ${this.length}`
+  }
+}
+
+/**
+ * The token to use: the one given, when long enough, else a fresh one.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeToken = (
+  given: string | Redacted.Redacted<string> | undefined
+): Effect.Effect<Redacted.Redacted<string>, ConsoleTokenError> => {
+  if (given === undefined) return Effect.sync(generateToken)
+  const token = Redacted.isRedacted(given) ? given : Redacted.make(given)
+  const length = Redacted.value(token).length
+  return length >= MIN_TOKEN_LENGTH ? Effect.succeed(token) : Effect.fail(new ConsoleTokenError({ length }))
+}
 
 /** Compares in constant time: hashing first gives both sides one length. */
 const sameToken = (given: string, expected: Redacted.Redacted<string>): boolean =>
@@ -103,6 +143,30 @@ const header = (request: Http.IncomingMessage, name: string): string | undefined
   return Array.isArray(value) ? value[0] : value
 }
 
+/** The token as `Authorization: Bearer <token>`; `needed` says for what, when it is missing. */
+const checkBearer = (
+  request: Http.IncomingMessage,
+  token: Redacted.Redacted<string>,
+  needed: string
+): Refusal | undefined => {
+  const authorization = header(request, "authorization")
+  const given = authorization === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1]
+  if (given === undefined) return { status: 401, reason: `${needed} needs the console's token (Authorization: Bearer <token>)` }
+  return sameToken(given, token) ? undefined : { status: 401, reason: "wrong token" }
+}
+
+/**
+ * The check of a read on a console reachable beyond this machine: the token
+ * as `Authorization: Bearer <token>`, as for an action. Another site's page
+ * cannot send that header here (it would need CORS, which the console never
+ * grants), nor read what comes back.
+ *
+ * @since 0.2.0
+ * @category checks
+ */
+export const checkRead = (request: Http.IncomingMessage, token: Redacted.Redacted<string>): Refusal | undefined =>
+  checkBearer(request, token, "reading this console")
+
 /**
  * The checks of an action (a POST that changes the database): same origin,
  * a JSON body, and the token as `Authorization: Bearer <token>`.
@@ -120,12 +184,8 @@ export const checkAction = (request: Http.IncomingMessage, token: Redacted.Redac
   if (origin !== undefined && (host === undefined || (origin !== `http://${host}` && origin !== `https://${host}`))) {
     return { status: 403, reason: "cross-origin request refused (Origin is not this console)" }
   }
-  const authorization = header(request, "authorization")
-  const given = authorization === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1]
-  if (given === undefined) {
-    return { status: 401, reason: "this action needs the console's token (Authorization: Bearer <token>)" }
-  }
-  if (!sameToken(given, token)) return { status: 401, reason: "wrong token" }
+  const refused = checkBearer(request, token, "this action")
+  if (refused !== undefined) return refused
   const type = header(request, "content-type")
   if (type === undefined || type.split(";")[0]!.trim().toLowerCase() !== "application/json") {
     return { status: 415, reason: "send the action as application/json" }

@@ -192,8 +192,9 @@ export const serve = (
         })
     )
     if (webConsole !== undefined) {
-      // A token of the config's is not repeated in the log; one made here must be, or no one could act.
-      const showToken = !webConsole.readOnly && configuredToken === undefined
+      // A token of the config's is not repeated in the log; one made here must be where someone needs
+      // it (to act, or to read off loopback), or no one could.
+      const showToken = configuredToken === undefined && (!webConsole.readOnly || webConsole.readsNeedToken)
       yield* Effect.logInfo(
         "socket" in address
           ? `console under ${ConsoleHandler.BASE}/ on ${listening}` +

@@ -3,7 +3,8 @@
  * consumer's lag, rising while the consumer stands still and falling when it
  * catches up; a failed event retried from the page is delivered again; an
  * action without the right token is refused; a payload that is markup shows
- * as text. Screenshots go to .pgq/artifacts/console/.
+ * as text; a console reachable beyond this machine opens locked and shows
+ * its pages once the token is entered. Screenshots go to .pgq/artifacts/console/.
  */
 import { Effect, Exit, ManagedRuntime, Redacted, Scope } from "effect"
 import type { Browser, Page } from "playwright-core"
@@ -27,6 +28,8 @@ const db = <A, E>(effect: Effect.Effect<A, E, Pgq | FailedEvents | EventStatus |
 const scope = Scope.makeUnsafe()
 let browser: Browser | undefined = undefined
 let running: ConsoleServer.RunningConsole
+/** As off loopback: reading needs the token. */
+let wide: ConsoleServer.RunningConsole
 
 beforeAll(async () => {
   const chromium = await ensureChromium()
@@ -37,6 +40,9 @@ beforeAll(async () => {
   browser = await launch(chromium.executable)
   running = await runtime.runPromise(
     ConsoleServer.serve({ port: 0, refreshInterval: "300 millis", lagInterval: "300 millis" }).pipe(Scope.provide(scope))
+  )
+  wide = await runtime.runPromise(
+    ConsoleServer.serve({ port: 0, loopbackOnly: false, refreshInterval: "300 millis" }).pipe(Scope.provide(scope))
   )
 })
 
@@ -159,6 +165,30 @@ describe("Console in Chromium", () => {
     assert.strictEqual(await payload.textContent(), XSS)
     assert.deepStrictEqual(alerts, [])
     await page.screenshot({ path: screenshotPath("payload-as-text"), fullPage: true })
+    await page.context().close()
+  })
+
+  it("off loopback, opens locked and shows its pages once the token is entered", async (context) => {
+    context.skip(browser === undefined, "no chromium (see the warning above)")
+    const { consumer, events, queue } = await db(withFailedEvents("web_wide", ["{\"order\":9}"]))
+    const id = events[0]!.id.toString()
+    const { page } = await newPage()
+    await page.goto(`http://${wide.address}/console/consumer?${new URLSearchParams({ queue, consumer })}`)
+    await page.locator("#locked").waitFor()
+    assert.strictEqual(await page.locator("#failed").count(), 0, "no data without the token")
+    await page.locator("#token-input").fill("not-the-token")
+    await page.locator("#token-form button[type=submit]").click()
+    await page.locator("#live-status.error").filter({ hasText: "token was refused" }).waitFor()
+    assert.strictEqual(await page.locator("#failed").count(), 0)
+    await page.locator("#token-input").fill(Redacted.value(wide.handler.token))
+    await page.locator("#token-form button[type=submit]").click()
+    await page.locator(`#failed tr[data-event="${id}"]`).waitFor()
+    await page.screenshot({ path: screenshotPath("unlocked"), fullPage: true })
+    await page.locator(`#failed tr[data-event="${id}"] button[data-action="retry"]`).click()
+    await page.locator("#flash.ok").filter({ hasText: "retried 1 failed event" }).waitFor()
+    // Another page, opened by its link, comes locked and unlocks itself with the token the tab keeps.
+    await page.locator("header nav a", { hasText: "Overview" }).click()
+    await page.locator(`#consumers tr[data-queue="${queue}"][data-consumer="${consumer}"]`).waitFor()
     await page.context().close()
   })
 })

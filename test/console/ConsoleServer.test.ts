@@ -1,10 +1,10 @@
 /**
  * The console over HTTP, in process: pages and JSON from pgq, values shown as
  * text, and actions that need the token, come from the console's own origin
- * and are refused when read-only.
+ * and are refused when read-only; off loopback, reading needs the token too.
  */
 import { assert, layer } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
+import { Effect, Exit, Logger, Redacted } from "effect"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
 import { Installer } from "../../src/api/Installer.ts"
 import * as ConsoleServer from "../../src/console/ConsoleServer.ts"
@@ -144,5 +144,99 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("Console over HTTP", 
       const disabled = yield* serveControl({ port: 0 }, { enabled: false }).pipe(Effect.provideService(Supervisor, supervisor))
       assert.strictEqual((yield* request(disabled, "/console/")).status, 404)
       yield* supervisor.stop("10 seconds")
+    }).pipe(Effect.scoped))
+
+  it.effect("logs an action with the logger of the code that serves the console", () =>
+    Effect.gen(function*() {
+      const logged: Array<string> = []
+      const recorder = Logger.make<unknown, void>(({ message }) => {
+        logged.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+      })
+      const { consumer, queue } = yield* withFailedEvents("con_log", ["a"])
+      const { address, handler } = yield* ConsoleServer.serve({ port: 0 }).pipe(Effect.provide(Logger.layer([recorder])))
+      const done = yield* action(address, "delete", { queue, consumer, target: "all" }, {
+        authorization: `Bearer ${Redacted.value(handler.token)}`
+      })
+      assert.strictEqual(done.status, 200, done.body)
+      assert.include(logged.join("\n"), `console: deleted 1 failed event of ${JSON.stringify(consumer)}`)
+    }).pipe(Effect.scoped))
+
+  it.effect("an event id beyond int8 is a 400 in a lookup and in an action (the page says why)", () =>
+    Effect.gen(function*() {
+      const { consumer, queue } = yield* withFailedEvents("con_int8", ["a"])
+      const { address, handler } = yield* ConsoleServer.serve({ port: 0 })
+      const auth = { authorization: `Bearer ${Redacted.value(handler.token)}` }
+      for (const id of ["9223372036854775808", "9999999999999999999"]) {
+        const lookup = yield* request(address, `/console/api/event?queue=${queue}&id=${id}`)
+        assert.strictEqual(lookup.status, 400, lookup.body)
+        assert.include((yield* request(address, `/console/event?queue=${queue}&id=${id}`)).body, "An event id is a whole number")
+        const retry = yield* action(address, "retry", { queue, consumer, target: id }, auth)
+        assert.strictEqual(retry.status, 400, retry.body)
+      }
+      const largest = yield* action(address, "retry", { queue, consumer, target: "9223372036854775807" }, auth)
+      assert.strictEqual(largest.status, 404, "the largest int8 is an id, of no failed event")
+    }).pipe(Effect.scoped))
+
+  it.effect("a body too large is answered 413, the connection closed", () =>
+    Effect.gen(function*() {
+      const { address, handler } = yield* ConsoleServer.serve({ port: 0 })
+      const tooLarge = yield* request(address, "/console/api/retry", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${Redacted.value(handler.token)}` },
+        body: JSON.stringify({ queue: "q", consumer: "c", target: "all", padding: "x".repeat(256 * 1024) })
+      })
+      assert.strictEqual(tooLarge.status, 413, tooLarge.body)
+      assert.strictEqual(tooLarge.headers.connection, "close")
+      assert.include(tooLarge.body, "request body too large")
+    }).pipe(Effect.scoped))
+
+  it.effect("off loopback every read needs the token: pages come locked, api reads are refused", () =>
+    Effect.gen(function*() {
+      const { consumer, queue } = yield* withFailedEvents("con_wide", ["secret-payload"])
+      const { address, handler, url } = yield* ConsoleServer.serve({ host: "0.0.0.0", port: 0 })
+      assert.isTrue(handler.readsNeedToken)
+      const auth = { authorization: `Bearer ${Redacted.value(handler.token)}` }
+      const params = new URLSearchParams({ queue, consumer }).toString()
+      for (const path of ["/console/", `/console/consumer?${params}`, "/console/event", "/console/jobs"]) {
+        const locked = yield* request(address, path)
+        assert.strictEqual(locked.status, 401, path)
+        assert.include(locked.body, "data-locked=\"true\"")
+        assert.include(locked.body, "token-form")
+        assert.notInclude(locked.body, queue, path)
+      }
+      for (const path of ["/console/api/overview", `/console/api/consumer?${params}`, `/console/api/event?queue=${queue}&id=1`]) {
+        const refused = yield* request(address, path)
+        assert.strictEqual(refused.status, 401, path)
+        assert.notInclude(refused.body, queue)
+        assert.strictEqual((yield* request(address, path, { headers: { authorization: "Bearer wrong-token" } })).status, 401)
+      }
+      const page = yield* request(address, `/console/consumer?${params}`, { headers: auth })
+      assert.strictEqual(page.status, 200)
+      assert.include(page.body, "secret-payload")
+      const data = yield* request(address, `/console/api/consumer?${params}`, { headers: auth })
+      assert.strictEqual(data.status, 200)
+      assert.include(data.body, "secret-payload")
+      assert.strictEqual((yield* request(address, "/console/assets/console.js")).status, 200, "no data in the script")
+      assert.include(url, "#token=")
+
+      const readOnly = yield* ConsoleServer.serve({ host: "0.0.0.0", port: 0, readOnly: true })
+      assert.include(readOnly.url, "#token=", "a read-only console off loopback still needs its token to be read")
+      assert.strictEqual((yield* request(readOnly.address, "/console/api/overview")).status, 401)
+      assert.include((yield* request(readOnly.address, "/console/")).body, "token-form")
+
+      const loopback = yield* ConsoleServer.serve({ port: 0 })
+      assert.isFalse(loopback.handler.readsNeedToken)
+      assert.strictEqual((yield* request(loopback.address, `/console/api/consumer?${params}`)).status, 200)
+    }).pipe(Effect.scoped))
+
+  it.effect("refuses a token shorter than 16 characters", () =>
+    Effect.gen(function*() {
+      const exit = yield* ConsoleServer.serve({ port: 0, token: "too-short" }).pipe(Effect.exit)
+      assert.isTrue(Exit.isFailure(exit))
+      const error = yield* ConsoleServer.serve({ port: 0, token: Redacted.make("fifteen-chars!!") }).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "ConsoleTokenError")
+      assert.strictEqual(error.message, "the console's token must have at least 16 characters, got 15")
+      const { handler } = yield* ConsoleServer.serve({ port: 0, token: "sixteen-chars-ok" })
+      assert.strictEqual(Redacted.value(handler.token), "sixteen-chars-ok")
     }).pipe(Effect.scoped))
 })

@@ -3,14 +3,12 @@
  *
  * @since 0.2.0
  */
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { Argument } from "effect/cli"
 import type { FailedEventTarget } from "../../api/FailedEvents.ts"
 import { EventId } from "../../api/Ids.ts"
+import { INT8_MAX, parseInt8Id } from "../../internal/int8Id.ts"
 import { type CliFailure, usage } from "./CliFailure.ts"
-
-/** pgq's ids are int8. */
-const INT8_MAX = 9_223_372_036_854_775_807n
 
 /**
  * @since 0.2.0
@@ -32,10 +30,12 @@ export const targetArgument = Argument.String("event-id|all").pipe(
  * @since 0.2.0
  * @category parsing
  */
-export const parseEventId = (text: string): Effect.Effect<EventId, CliFailure> => {
-  if (/^\d{1,19}$/.test(text) && BigInt(text) <= INT8_MAX) return Effect.succeed(EventId.make(BigInt(text)))
-  return Effect.fail(usage(`invalid event id ${JSON.stringify(text)}: expected a whole number such as 1234`))
-}
+export const parseEventId = (text: string): Effect.Effect<EventId, CliFailure> =>
+  Option.match(parseInt8Id(text), {
+    onSome: (id) => Effect.succeed(EventId.make(id)),
+    onNone: () =>
+      Effect.fail(usage(`invalid event id ${JSON.stringify(text)}: expected a whole number from 0 to ${INT8_MAX}`))
+  })
 
 /**
  * @since 0.2.0
