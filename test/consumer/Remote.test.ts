@@ -6,12 +6,14 @@
  * recognised as applied and never applied twice.
  */
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Option, Schedule } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Deferred, Effect, Fiber, Layer, Option, Redacted, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { FailedEvents } from "../../src/api/FailedEvents.ts"
 import { Installer } from "../../src/api/Installer.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
 import { Producer } from "../../src/api/Producer.ts"
+import * as PgqServices from "../../src/api/Services.ts"
 import * as EventRemoteConsumer from "../../src/consumer/EventRemoteConsumer.ts"
 import * as EventResult from "../../src/consumer/EventResult.ts"
 import * as RemoteConsumer from "../../src/consumer/RemoteConsumer.ts"
@@ -158,15 +160,20 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("remote consumers", (
       assert.strictEqual((yield* (yield* Pgq).getConsumerInfo(queue, consumer)).pendingEvents, 0n)
     }))
 
-  it.effect("the remote database's connection lost mid-batch: both sides roll back, the consumer reconnects and applies the batch once", () =>
+  const lostMidBatch = (side: "remote" | "queue") =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
-      const applicationName = TestDb.unique("remote_lost")
-      const { layer, applied } = yield* remoteDatabaseNamed(applicationName)
+      const remoteName = TestDb.unique("remote_lost")
+      const queueName = TestDb.unique("queue_lost")
+      const { layer, applied } = yield* remoteDatabaseNamed(remoteName)
       const { queue, consumer } = yield* queueWith("a", "b", "c")
       const reached = yield* Deferred.make<void>()
       const go = yield* Deferred.make<void>()
       let first = true
+      // The consumer's queue database on a client of its own, whose sessions can be told apart.
+      const queueServices = yield* Layer.build(Layer.fresh(PgqServices.layer).pipe(
+        Layer.provideMerge(PgClient.layer({ url: Redacted.make(TestDb.url), applicationName: queueName }))
+      ))
       const c = yield* RemoteConsumer.make({
         queue,
         consumer,
@@ -181,22 +188,27 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("remote consumers", (
             }
             yield* apply(event)
           })
-      })
+      }).pipe(Effect.provide(queueServices))
       const running = yield* Effect.forkChild(c.run)
       yield* Deferred.await(reached)
       const [killed] = yield* sql<{ readonly n: number }>`
         select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
-        where application_name = ${applicationName} and state like 'idle in transaction%'`
-      assert.strictEqual(killed!.n, 1, "the batch's remote connection, in its transaction, was terminated")
+        where application_name = ${side === "remote" ? remoteName : queueName} and state like 'idle in transaction%'`
+      assert.strictEqual(killed!.n, 1, `the batch's ${side} connection, in its transaction, was terminated`)
       yield* Deferred.succeed(go, undefined)
-      yield* Effect.flatMap(applied, (rows) => rows.length === 3 ? Effect.void : Effect.fail("not yet")).pipe(
-        Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 150 })
-      )
-      yield* Effect.sleep("300 millis")
-      assert.deepStrictEqual(yield* applied, ["a", "b", "c"])
-      assert.strictEqual((yield* (yield* Pgq).getConsumerInfo(queue, consumer)).pendingEvents, 0n)
+      yield* Effect.flatMap(
+        (yield* Pgq).getConsumerInfo(queue, consumer),
+        (info) => info.pendingEvents === 0n && info.currentBatch === null ? Effect.void : Effect.fail("not yet")
+      ).pipe(Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 150 }))
+      assert.deepStrictEqual(yield* applied, ["a", "b", "c"], "each event applied once")
       assert.strictEqual(yield* (yield* FailedEvents).count(queue, consumer), 0)
       yield* c.stop()
       yield* Fiber.join(running)
-    }))
+    })
+
+  it.effect("the remote database's connection lost mid-batch: both sides roll back, the consumer reconnects and applies the batch once", () =>
+    lostMidBatch("remote"))
+
+  it.effect("the queue database's connection lost mid-batch: the batch, applied or not, is applied once", () =>
+    lostMidBatch("queue"))
 })
