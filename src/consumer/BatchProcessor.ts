@@ -37,6 +37,7 @@ import { refineConsumerNotRegistered } from "../internal/refineConsumerNotRegist
 import { type Abort, type TrackedTransaction, withTrackedTransaction } from "../internal/TrackedTransaction.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import * as Semconv from "../telemetry/Semconv.ts"
+import * as SharedAttributes from "../telemetry/SharedAttributes.ts"
 import * as TraceContext from "../telemetry/TraceContext.ts"
 import { type Settings, TelemetrySettings } from "../telemetry/TelemetrySettings.ts"
 import { BatchStats } from "./BatchStats.ts"
@@ -160,6 +161,8 @@ interface Processor<E, R> {
   readonly report: (event: ConsumerEvent) => Effect.Effect<void>
   readonly attributes: Readonly<Record<string, string>>
   readonly processSpanName: string
+  /** A `process` span's attributes that do not change from event to event, keys and values in turn. */
+  readonly processAttributes: ReadonlyArray<unknown>
   readonly metrics: ProcessorMetrics
 }
 
@@ -187,6 +190,8 @@ interface Delivery {
   readonly linked: Set<string>
   /** The `process` span of the event in hand (fast pass). */
   eventSpan: Tracer.Span | undefined
+  /** The parent of `process` spans: the batch's span. */
+  readonly parent: Option.Option<Tracer.AnySpan>
   readonly tracer: Tracer.Tracer
   readonly clock: Clock.Clock
   /** Where metrics are recorded; undefined when they are off. */
@@ -255,6 +260,10 @@ export const make = Effect.fnUntraced(function*<E, R>(
     report,
     attributes: Metrics.attributesOf(queue, consumer),
     processSpanName: Semconv.processSpanName(queue),
+    processAttributes: SharedAttributes.flatten({
+      ...Metrics.attributesOf(queue, consumer),
+      [Semconv.MESSAGING_OPERATION_TYPE]: "process"
+    }),
     metrics: {
       consumed: Metric.withAttributes(Metrics.consumedMessages, Metrics.attributesOf(queue, consumer)),
       batches: Metric.withAttributes(Metrics.batches, Metrics.attributesOf(queue, consumer)),
@@ -353,6 +362,7 @@ const deliverSampled = <E, R>(
         field: field === false ? undefined : field,
         linked: new Set(),
         eventSpan: undefined,
+        parent: span === undefined ? Option.none() : Option.some(span),
         tracer: yield* Effect.tracer,
         clock: yield* Clock.Clock,
         metered: settings.metrics ? yield* Effect.context<never>() : undefined,
@@ -496,13 +506,16 @@ const fastPage = <E, R>(
 ): Effect.Effect<void, PgqError | ReplayNeeded | BatchAborted, R> =>
   Effect.catchCause(
     Effect.gen(function*() {
+      // When an event's span ends, the next one's starts: one clock read for both.
+      let boundary: bigint | undefined = undefined
       for (let i = from; i < events.length; i++) {
         const event = events[i]!
         d.index = i
         d.position = d.events++
         if (d.span !== undefined) link(d, event)
-        const span = d.traced ? startEventSpan(p, d, event) : undefined
-        const started = d.metered === undefined ? 0n : d.clock.currentTimeNanosUnsafe()
+        const started = d.traced || d.metered !== undefined ? boundary ?? d.clock.currentTimeNanosUnsafe() : 0n
+        boundary = undefined
+        const span = d.traced ? startEventSpan(p, d, event, started) : undefined
         d.statementsBefore = d.transaction.statements()
         d.inHandler = true
         // A throw here, a failure or defect of the handler's Effect, and the checks below
@@ -524,7 +537,10 @@ const fastPage = <E, R>(
         const decision = handlerSucceeded(d, d.position, result ?? Ok, wrote)
         if (decision === OK) {
           d.ok++
-          if (span !== undefined) endEventSpan(d, OK)
+          if (span !== undefined) {
+            boundary = d.clock.currentTimeNanosUnsafe()
+            endEventSpan(d, OK, undefined, boundary)
+          }
         } else if (span === undefined) {
           yield* settle(p, d, event, decision)
         } else {
@@ -552,37 +568,51 @@ const fastPage = <E, R>(
     }
   )
 
-/** A `process` span for `event`, child of the batch's span, linked to its producer. */
-const startEventSpan = <E, R>(p: Processor<E, R>, d: Delivery, event: PgqEvent): Tracer.Span => {
-  const producer = d.field === undefined ? Option.none() : TraceContext.parse(event[d.field])
+const EMPTY_CONTEXT = Context.empty()
+
+/**
+ * A `process` span for `event`, child of the batch's span, linked to its
+ * producer. The retry count is left out when 0, as the result is when Ok
+ * (their defaults).
+ */
+const startEventSpan = <E, R>(p: Processor<E, R>, d: Delivery, event: PgqEvent, startTime: bigint): Tracer.Span => {
+  const traceparent = d.field === undefined ? null : event[d.field]
+  const producer = traceparent === null ? undefined : TraceContext.parse(traceparent)
   const span = d.tracer.span({
     name: p.processSpanName,
-    parent: Option.some(d.span!),
-    annotations: Context.empty(),
-    links: Option.isSome(producer) ? [{ span: producer.value, attributes: {} }] : [],
-    startTime: d.clock.currentTimeNanosUnsafe(),
+    parent: d.parent,
+    annotations: EMPTY_CONTEXT,
+    links: producer !== undefined && Option.isSome(producer) ? [{ span: producer.value, attributes: {} }] : [],
+    startTime,
     kind: "consumer",
     root: false,
     sampled: true
   })
-  for (const key in p.attributes) span.attribute(key, p.attributes[key])
-  span.attribute(Semconv.MESSAGING_OPERATION_TYPE, "process")
+  SharedAttributes.set(span, p.processAttributes)
   span.attribute(Semconv.MESSAGING_MESSAGE_ID, String(event.id))
   span.attribute(Semconv.PGQ_EVENT_TYPE, event.type)
-  span.attribute(Semconv.PGQ_EVENT_RETRY, event.retry ?? 0)
+  if (event.retry !== null && event.retry !== 0) span.attribute(Semconv.PGQ_EVENT_RETRY, event.retry)
   d.eventSpan = span
   return span
 }
 
-/** Ends the event's `process` span: an error for Failed, AbortBatch and failed handlers. */
-const endEventSpan = (d: Delivery, decision: Decision | undefined, failure?: Cause.Cause<unknown>): void => {
+/**
+ * Ends the event's `process` span: an error for Failed, AbortBatch and
+ * failed handlers; its result unless Ok.
+ */
+const endEventSpan = (
+  d: Delivery,
+  decision: Decision | undefined,
+  failure?: Cause.Cause<unknown>,
+  endTime?: bigint
+): void => {
   const span = d.eventSpan
   if (span === undefined) return
   d.eventSpan = undefined
-  if (decision !== undefined) span.attribute(Semconv.PGQ_EVENT_RESULT, decision.result._tag)
+  if (decision !== undefined && decision.result._tag !== "Ok") span.attribute(Semconv.PGQ_EVENT_RESULT, decision.result._tag)
   const cause = failure ?? (decision !== undefined && isError(decision) ? decisionCause(decision) : undefined)
   if (cause !== undefined) span.attribute(Semconv.ERROR_TYPE, errorTypeOf(cause))
-  span.end(d.clock.currentTimeNanosUnsafe(), cause === undefined ? Exit.void : Exit.failCause(cause))
+  span.end(endTime ?? d.clock.currentTimeNanosUnsafe(), cause === undefined ? Exit.void : Exit.failCause(cause))
 }
 
 /** Settles under the event's span (an `event_retry` settle span is its child), then ends it. */
@@ -650,7 +680,7 @@ const tracedStep = <E, R>(
     const started = d.metered === undefined ? 0n : d.clock.currentTimeNanosUnsafe()
     const decision = yield* decide(p, d, onEvent, event, position)
     if (d.metered !== undefined) recordDuration(p, d, started)
-    yield* Effect.annotateCurrentSpan(Semconv.PGQ_EVENT_RESULT, decision.result._tag)
+    if (decision.result._tag !== "Ok") yield* Effect.annotateCurrentSpan(Semconv.PGQ_EVENT_RESULT, decision.result._tag)
     if (isError(decision)) yield* Effect.annotateCurrentSpan(Semconv.ERROR_TYPE, errorTypeOf(decisionCause(decision)))
     yield* settle(p, d, event, decision)
     if (isError(decision)) return yield* new EventNotOk({ decision })
@@ -663,7 +693,7 @@ const tracedStep = <E, R>(
         [Semconv.MESSAGING_OPERATION_TYPE]: "process",
         [Semconv.MESSAGING_MESSAGE_ID]: String(event.id),
         [Semconv.PGQ_EVENT_TYPE]: event.type,
-        [Semconv.PGQ_EVENT_RETRY]: event.retry ?? 0
+        ...(event.retry !== null && event.retry !== 0 ? { [Semconv.PGQ_EVENT_RETRY]: event.retry } : undefined)
       }
     }, NO_STACK),
     Effect.catchTag("EventNotOk", () => Effect.void)

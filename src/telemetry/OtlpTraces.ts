@@ -17,6 +17,7 @@
 import { Cause, Config, type Context, Duration, Effect, type Exit, Formatter, Layer, Option, Schema, Tracer, Version } from "effect"
 import { type HttpClient, HttpBody } from "effect/http"
 import { OtlpExporter, OtlpResource } from "effect/observability"
+import * as SharedAttributes from "./SharedAttributes.ts"
 
 /** The OTLP/HTTP encodings: protobuf (the OpenTelemetry default) or JSON. */
 export type Protocol = "http/protobuf" | "http/json"
@@ -65,7 +66,11 @@ const make = Effect.fnUntraced(function*(options: Options) {
   }).pipe(Effect.provideService(OtlpExporter.Flusher, own))
   yield* (yield* OtlpExporter.Flusher).register(Effect.suspend(() => exportNow))
   const runFork = Effect.runForkWith(yield* Effect.context<never>())
-  const maxBatchSize = options.maxBatchSize ?? 1000
+  // Spans per request: a span per event makes many, and each request costs as much as encoding
+  // hundreds of spans (a body of 4096 is about 1.3 MB).
+  const maxBatchSize = options.maxBatchSize ?? 4096
+  // Spans kept while the exporter fails or is disabled, before they are dropped.
+  const keptAtMost = Math.max(4 * maxBatchSize, 16_000)
   let pending = 0
   let scheduled = false
   let closed = false
@@ -84,7 +89,7 @@ const make = Effect.fnUntraced(function*(options: Options) {
     if (!span.sampled) return
     if (encoder === undefined) exporter.push(span)
     else {
-      encoder.add(span, 16 * maxBatchSize)
+      encoder.add(span, keptAtMost)
       exporter.push(ENCODED)
     }
     if (++pending >= maxBatchSize && !scheduled) {
@@ -102,7 +107,7 @@ const ENCODED = { encoded: true } as const
  * The tracer's span: what it was given and was told, kept as is until it
  * ends and is encoded (its ids are drawn on first use).
  */
-class ExportedSpan implements Tracer.Span {
+class ExportedSpan implements Tracer.Span, SharedAttributes.Taker {
   readonly _tag = "Span"
   readonly name: string
   readonly parent: Option.Option<Tracer.AnySpan>
@@ -116,6 +121,12 @@ class ExportedSpan implements Tracer.Span {
   private ownSpanId: string | undefined = undefined
   /** Keys and values in turn, in the order first set: cheaper to keep (and to encode) than a Map per span. */
   readonly flat: Array<unknown> = []
+  /**
+   * Attributes set before `flat`'s, kept as given (the same array for many
+   * spans, so the writer encodes it once); copied into `flat` if one of its
+   * keys is set again.
+   */
+  shared: ReadonlyArray<unknown> | undefined = undefined
   ownEvents: Array<readonly [name: string, startTime: bigint, attributes: Record<string, unknown> | undefined]> | undefined =
     undefined
 
@@ -151,6 +162,8 @@ class ExportedSpan implements Tracer.Span {
   /** A copy: spans are read this way rarely, and written to through `attribute` only. */
   get attributes(): ReadonlyMap<string, unknown> {
     const map = new Map<string, unknown>()
+    const shared = this.shared
+    if (shared !== undefined) for (let i = 0; i < shared.length; i += 2) map.set(shared[i] as string, shared[i + 1])
     for (let i = 0; i < this.flat.length; i += 2) map.set(this.flat[i] as string, this.flat[i + 1])
     return map
   }
@@ -159,8 +172,26 @@ class ExportedSpan implements Tracer.Span {
     this.status = { _tag: "Ended", startTime: this.status.startTime, endTime, exit }
     this.exportSpan(this)
   }
+  [SharedAttributes.TypeId](shared: ReadonlyArray<unknown>): void {
+    if (this.status._tag === "Ended") return
+    if (this.shared === undefined && this.flat.length === 0) {
+      this.shared = shared
+      return
+    }
+    for (let i = 0; i < shared.length; i += 2) this.attribute(shared[i] as string, shared[i + 1])
+  }
   attribute(key: string, value: unknown): void {
     if (this.status._tag === "Ended") return
+    const shared = this.shared
+    if (shared !== undefined) {
+      for (let i = 0; i < shared.length; i += 2) {
+        if (shared[i] === key) {
+          this.shared = undefined
+          this.flat.unshift(...shared)
+          break
+        }
+      }
+    }
     const flat = this.flat
     for (let i = 0; i < flat.length; i += 2) {
       if (flat[i] === key) {
@@ -324,13 +355,14 @@ class Writer {
     this.pos += length
   }
   /**
-   * A span's attribute (field 9). A key's last encoding is kept and copied
-   * while its value stays the same, as the queue, consumer and operation do
-   * from span to span; keys whose values keep changing are not kept.
+   * A span's attribute (field 9), the `index`th it sets. The last encoding
+   * at each index is kept and copied while its key and value stay the same,
+   * as an event's type does from span to span; an index whose values keep
+   * changing (an event's id) is not kept.
    */
-  attribute(key: string, value: unknown): void {
-    const cached = this.attributes.get(key)
-    if (cached !== undefined && cached.value === value && cached.bytes !== undefined) {
+  attribute(index: number, key: string, value: unknown): void {
+    const cached = this.attributes[index]
+    if (cached !== undefined && cached.value === value && cached.key === key && cached.bytes !== undefined) {
       cached.hits++
       return this.raw(cached.bytes)
     }
@@ -341,14 +373,27 @@ class Writer {
       return
     }
     const bytes = this.pos - start < 128 ? this.buf.slice(start, this.pos) : undefined
-    if (cached === undefined) this.attributes.set(key, { value, bytes, hits: 0, misses: 0 })
+    if (cached === undefined) this.attributes[index] = { key, value, bytes, hits: 0, misses: 0 }
     else {
+      cached.key = key
       cached.value = value
       cached.bytes = bytes
       cached.misses++
     }
   }
-  private readonly attributes = new Map<string, { value: unknown; bytes: Uint8Array | undefined; hits: number; misses: number }>()
+  private readonly attributes: Array<
+    { key: string; value: unknown; bytes: Uint8Array | undefined; hits: number; misses: number } | undefined
+  > = []
+  /** Attributes many spans share (the same array each time): encoded once, then copied. */
+  shared(shared: ReadonlyArray<unknown>): void {
+    if (shared === this.lastShared && this.sharedBytes !== undefined) return this.raw(this.sharedBytes)
+    const start = this.pos
+    for (let i = 0; i < shared.length; i += 2) writeKeyValue(this, 9, shared[i] as string, shared[i + 1])
+    this.lastShared = shared
+    this.sharedBytes = this.buf.slice(start, this.pos)
+  }
+  private lastShared: ReadonlyArray<unknown> | undefined = undefined
+  private sharedBytes: Uint8Array | undefined = undefined
   /**
    * A span's trace id, parent span id, name and kind (fields 1, 4, 5, 6: a
    * decoder takes fields in any order), copied from the last span's while
@@ -392,23 +437,35 @@ class Writer {
   }
   private readonly traceIds: Array<string | Uint8Array> = []
   private readonly spanIds: Array<string | Uint8Array> = []
-  /** Opens a length-delimited field; `close` writes its length. One byte is reserved, most messages need no more. */
-  open(field: number): number {
+  /**
+   * Opens a length-delimited field; `close`, told the same `reserved`,
+   * writes its length. One byte is reserved, most messages need no more; a
+   * span's two, as spans mostly take 128 bytes to 16 KiB (a length of
+   * another size moves the message).
+   */
+  open(field: number, reserved: 1 | 2 = 1): number {
     this.tag(field, BYTES)
-    this.ensure(1)
-    return this.pos++
+    this.ensure(reserved)
+    const mark = this.pos
+    this.pos += reserved
+    return mark
   }
-  close(mark: number): void {
-    const length = this.pos - mark - 1
-    if (length < 128) {
+  close(mark: number, reserved: 1 | 2 = 1): void {
+    const length = this.pos - mark - reserved
+    if (length < 128 && reserved === 1) {
       this.buf[mark] = length
+      return
+    }
+    if (length >= 128 && length < 16384 && reserved === 2) {
+      this.buf[mark] = (length & 127) | 128
+      this.buf[mark + 1] = length >>> 7
       return
     }
     let size = 1
     for (let n = length; n > 127; n = Math.floor(n / 128)) size++
-    this.ensure(size - 1)
-    this.buf.copyWithin(mark + size, mark + 1, this.pos)
-    this.pos += size - 1
+    if (size > reserved) this.ensure(size - reserved)
+    this.buf.copyWithin(mark + size, mark + reserved, this.pos)
+    this.pos += size - reserved
     const end = this.pos
     this.pos = mark
     this.varint(length)
@@ -417,6 +474,13 @@ class Writer {
 }
 
 const textEncoder = new TextEncoder()
+
+/** The bytes of `n` as a varint. */
+const varintSize = (n: number): number => {
+  let size = 1
+  for (; n > 127; n = Math.floor(n / 128)) size++
+  return size
+}
 
 const nibble = (hex: string, i: number): number => {
   if (i < 0) return 0
@@ -477,7 +541,7 @@ const writeRecord = (w: Writer, field: number, record: Readonly<Record<string, u
 const writeSpan = (w: Writer, span: ExportedSpan): void => {
   const status = ended(span)
   const outcome = outcomeOf(status.exit)
-  const mark = w.open(2)
+  const mark = w.open(2, 2)
   w.header(span)
   span.drawId()
   w.tag(2, BYTES)
@@ -488,8 +552,9 @@ const writeSpan = (w: Writer, span: ExportedSpan): void => {
   w.pos += 8
   w.fixed64(7, status.startTime)
   w.fixed64(8, status.endTime)
+  if (span.shared !== undefined) w.shared(span.shared)
   const flat = span.flat
-  for (let i = 0; i < flat.length; i += 2) w.attribute(flat[i] as string, flat[i + 1])
+  for (let i = 0; i < flat.length; i += 2) w.attribute(i >> 1, flat[i] as string, flat[i + 1])
   if (outcome.interrupted) writeKeyValue(w, 9, "effect.fiber.interrupted", true)
   if (span.ownEvents !== undefined) {
     for (const [name, time, attributes] of span.ownEvents) writeEvent(w, name, time, attributes)
@@ -502,6 +567,10 @@ const writeSpan = (w: Writer, span: ExportedSpan): void => {
     writeRecord(w, 4, link.attributes)
     w.close(l)
   }
+  if (outcome === SUCCEEDED) {
+    w.raw(STATUS_OK_BYTES)
+    return w.close(mark, 2)
+  }
   const s = w.open(15)
   if (outcome.message !== undefined) w.string(2, outcome.message)
   if (outcome.code !== STATUS_UNSET) {
@@ -509,8 +578,11 @@ const writeSpan = (w: Writer, span: ExportedSpan): void => {
     w.varint(outcome.code)
   }
   w.close(s)
-  w.close(mark)
+  w.close(mark, 2)
 }
+
+/** `status` (field 15) with code OK. */
+const STATUS_OK_BYTES = new Uint8Array([(15 << 3) | BYTES, 2, (3 << 3) | VARINT, STATUS_OK])
 
 const writeEvent = (w: Writer, name: string, time: bigint, attributes: Readonly<Record<string, unknown>> | undefined) => {
   const e = w.open(11)
@@ -563,19 +635,22 @@ const protobufEncoder = (resource: OtlpResource.Resource, scope: Scope) => {
       count++
     },
     body: (): HttpBody.HttpBody => {
+      // The envelope's tags and lengths, then the spans: copied once, into the body.
+      const spans = ended.pos
+      const scopeSpans = scopeBytes.length + spans
       w.pos = 0
-      const resourceSpans = w.open(1)
+      w.tag(1, BYTES)
+      w.varint(resourceBytes.length + 1 + varintSize(scopeSpans) + scopeSpans)
       w.raw(resourceBytes)
-      const scopeSpans = w.open(2)
+      w.tag(2, BYTES)
+      w.varint(scopeSpans)
       w.raw(scopeBytes)
-      w.ensure(ended.pos)
-      w.buf.set(ended.buf.subarray(0, ended.pos), w.pos)
-      w.pos += ended.pos
+      const body = new Uint8Array(w.pos + spans)
+      body.set(w.buf.subarray(0, w.pos))
+      body.set(ended.buf.subarray(0, spans), w.pos)
       ended.pos = 0
       count = 0
-      w.close(scopeSpans)
-      w.close(resourceSpans)
-      return HttpBody.uint8Array(w.buf.slice(0, w.pos), "application/x-protobuf")
+      return HttpBody.uint8Array(body, "application/x-protobuf")
     }
   }
 }

@@ -53,9 +53,17 @@ export const PGQ_TICK_ID = "messaging.pgq.tick_id"
 export const PGQ_PREV_TICK_ID = "messaging.pgq.prev_tick_id"
 /** @since 0.1.0 */
 export const PGQ_EVENT_TYPE = "messaging.pgq.event.type"
-/** @since 0.1.0 */
+/**
+ * How many times the event was retried; left out when 0.
+ *
+ * @since 0.1.0
+ */
 export const PGQ_EVENT_RETRY = "messaging.pgq.event.retry_count"
-/** @since 0.1.0 */
+/**
+ * The handler's result (`Retry`, `Failed`, `AbortBatch`); left out when `Ok`.
+ *
+ * @since 0.1.0
+ */
 export const PGQ_EVENT_RESULT = "messaging.pgq.event.result"
 /** @since 0.1.0 */
 export const PGQ_BATCH_OK = "messaging.pgq.batch.ok_count"

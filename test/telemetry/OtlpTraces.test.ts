@@ -1,0 +1,76 @@
+import { assert, it } from "@effect/vitest"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Effect, Exit, Layer, Option } from "effect"
+import * as OtlpTraces from "../../src/telemetry/OtlpTraces.ts"
+import * as SharedAttributes from "../../src/telemetry/SharedAttributes.ts"
+import * as OtlpReceiver from "./OtlpReceiver.ts"
+
+const { attribute } = OtlpReceiver
+
+it.effect("shared attributes, and spans of any length, as protobuf", () =>
+  Effect.gen(function*() {
+    const receiver = yield* OtlpReceiver.make
+    const shared = SharedAttributes.flatten({ "messaging.system": "pgq", "messaging.destination.name": "orders" })
+    const long = "x".repeat(20_000)
+    yield* Effect.gen(function*() {
+      const tracer = yield* Effect.tracer
+      yield* Effect.gen(function*() {
+        const parent = yield* Effect.currentSpan
+        const span = (name: string) => {
+          const made = tracer.span({
+            name,
+            parent: Option.some(parent),
+            annotations: parent.annotations,
+            links: [],
+            startTime: 1n,
+            kind: "consumer",
+            root: false,
+            sampled: true
+          })
+          SharedAttributes.set(made, shared)
+          return made
+        }
+        const a = span("a")
+        a.attribute("id", "1")
+        a.end(2n, Exit.void)
+        // Setting a shared key again replaces its value for this span only.
+        const b = span("b")
+        b.attribute("messaging.destination.name", "refunds")
+        assert.deepStrictEqual([...b.attributes.keys()], ["messaging.system", "messaging.destination.name"])
+        b.end(2n, Exit.void)
+        const c = span("c")
+        c.attribute("long", long)
+        c.end(2n, Exit.void)
+        const d = tracer.span({
+          name: "d",
+          parent: Option.none(),
+          annotations: parent.annotations,
+          links: [],
+          startTime: 1n,
+          kind: "internal",
+          root: true,
+          sampled: true
+        })
+        d.end(2n, Exit.void)
+      }).pipe(Effect.withSpan("parent"))
+    }).pipe(
+      Effect.provide(
+        OtlpTraces.layer({ url: `${receiver.url}/v1/traces`, resource: { serviceName: "otlp-traces-test" }, protocol: "http/protobuf" }).pipe(
+          Layer.provide(NodeHttpClient.layerNodeHttpOptions({ keepAlive: true }))
+        )
+      )
+    )
+    const spans = receiver.spans()
+    const named = (name: string) => spans.find((s) => s.name === name)!
+    assert.deepStrictEqual(
+      ["a", "b", "c"].map((name) => [
+        attribute(named(name).attributes, "messaging.system"),
+        attribute(named(name).attributes, "messaging.destination.name")
+      ]),
+      [["pgq", "orders"], ["pgq", "refunds"], ["pgq", "orders"]]
+    )
+    assert.strictEqual(attribute(named("a").attributes, "id"), "1")
+    assert.strictEqual(attribute(named("c").attributes, "long"), long)
+    assert.strictEqual(named("d").attributes.length, 0)
+    assert.strictEqual(named("b").parentSpanId, named("parent").spanId)
+  }).pipe(Effect.scoped))
