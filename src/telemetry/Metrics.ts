@@ -47,63 +47,71 @@ export const PENDING_EVENTS = "pgq.consumer.pending_events"
 /** @since 0.2.0 */
 export const TICKER_LAG = "pgq.queue.ticker_lag"
 
+/**
+ * A metric as effect-pgq exports it: its name, kind and unit.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Description {
+  readonly name: string
+  readonly kind: "counter" | "gauge" | "histogram"
+  readonly unit: string
+}
+
+/** Filled as the metrics below are defined: `all` lists exactly what is recorded. */
+const described: Array<Description> = []
+
 /** Units travel as the `unit` attribute, which Effect's OTLP exporter reads. */
-const unit = (value: string) => ({ unit: value })
+const define = <M>(description: Description, make: (attributes: { readonly unit: string }) => M): M => {
+  described.push(description)
+  return make({ unit: description.unit })
+}
+
+const counter = (name: string, unit: string, description: string) =>
+  define({ name, kind: "counter", unit }, (attributes) =>
+    Metric.counter(name, { description, incremental: true, attributes }))
+
+const gauge = (name: string, unit: string, description: string) =>
+  define({ name, kind: "gauge", unit }, (attributes) => Metric.gauge(name, { description, attributes }))
 
 /** The messaging conventions' recommended buckets for durations, in seconds. */
 const DURATION_BOUNDARIES = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 
 /** @since 0.2.0 */
-export const consumedMessages = Metric.counter(CONSUMED_MESSAGES, {
-  description: "Events in batches a consumer committed.",
-  incremental: true,
-  attributes: unit("{message}")
-})
+export const consumedMessages = counter(CONSUMED_MESSAGES, "{message}", "Events in batches a consumer committed.")
 /** @since 0.2.0 */
-export const processDuration = Metric.histogram(PROCESS_DURATION, {
-  description: "Duration of one handler call, in seconds.",
-  boundaries: DURATION_BOUNDARIES,
-  attributes: unit("s")
-})
+export const processDuration = define(
+  { name: PROCESS_DURATION, kind: "histogram", unit: "s" },
+  (attributes) =>
+    Metric.histogram(PROCESS_DURATION, {
+      description: "Duration of one handler call, in seconds.",
+      boundaries: DURATION_BOUNDARIES,
+      attributes
+    })
+)
 /** @since 0.2.0 */
-export const sentMessages = Metric.counter(SENT_MESSAGES, {
-  description: "Events producers inserted.",
-  incremental: true,
-  attributes: unit("{message}")
-})
+export const sentMessages = counter(SENT_MESSAGES, "{message}", "Events producers inserted.")
 /** @since 0.2.0 */
-export const batches = Metric.counter(BATCHES, {
-  description: "Batches a consumer committed.",
-  incremental: true,
-  attributes: unit("{batch}")
-})
+export const batches = counter(BATCHES, "{batch}", "Batches a consumer committed.")
 /** @since 0.2.0 */
-export const failedEvents = Metric.counter(FAILED_EVENTS, {
-  description: "Events stored as failed.",
-  incremental: true,
-  attributes: unit("{event}")
-})
+export const failedEvents = counter(FAILED_EVENTS, "{event}", "Events stored as failed.")
 /** @since 0.2.0 */
-export const retriedEvents = Metric.counter(RETRIED_EVENTS, {
-  description: "Events put back for a retry.",
-  incremental: true,
-  attributes: unit("{event}")
-})
+export const retriedEvents = counter(RETRIED_EVENTS, "{event}", "Events put back for a retry.")
 /** @since 0.2.0 */
-export const consumerLag = Metric.gauge(CONSUMER_LAG, {
-  description: "Age of the last tick the consumer finished (pgq.get_consumer_info), in seconds.",
-  attributes: unit("s")
-})
+export const consumerLag = gauge(
+  CONSUMER_LAG,
+  "s",
+  "Age of the last tick the consumer finished (pgq.get_consumer_info), in seconds."
+)
 /** @since 0.2.0 */
-export const pendingEvents = Metric.gauge(PENDING_EVENTS, {
-  description: "Events the consumer has not processed yet (pgq.get_consumer_info).",
-  attributes: unit("{event}")
-})
+export const pendingEvents = gauge(
+  PENDING_EVENTS,
+  "{event}",
+  "Events the consumer has not processed yet (pgq.get_consumer_info)."
+)
 /** @since 0.2.0 */
-export const tickerLag = Metric.gauge(TICKER_LAG, {
-  description: "Age of the queue's last tick (pgq.get_queue_info), in seconds.",
-  attributes: unit("s")
-})
+export const tickerLag = gauge(TICKER_LAG, "s", "Age of the queue's last tick (pgq.get_queue_info), in seconds.")
 
 /**
  * Every metric effect-pgq records, by name, with its kind and unit.
@@ -111,21 +119,7 @@ export const tickerLag = Metric.gauge(TICKER_LAG, {
  * @since 0.2.0
  * @category names
  */
-export const all: ReadonlyArray<{
-  readonly name: string
-  readonly kind: "counter" | "gauge" | "histogram"
-  readonly unit: string
-}> = [
-  { name: CONSUMED_MESSAGES, kind: "counter", unit: "{message}" },
-  { name: PROCESS_DURATION, kind: "histogram", unit: "s" },
-  { name: SENT_MESSAGES, kind: "counter", unit: "{message}" },
-  { name: BATCHES, kind: "counter", unit: "{batch}" },
-  { name: FAILED_EVENTS, kind: "counter", unit: "{event}" },
-  { name: RETRIED_EVENTS, kind: "counter", unit: "{event}" },
-  { name: CONSUMER_LAG, kind: "gauge", unit: "s" },
-  { name: PENDING_EVENTS, kind: "gauge", unit: "{event}" },
-  { name: TICKER_LAG, kind: "gauge", unit: "s" }
-]
+export const all: ReadonlyArray<Description> = described
 
 /**
  * The attributes of a queue's series, and of a consumer's when `consumer`

@@ -117,4 +117,25 @@ describe("examples", () => {
 
       assert.isFalse(yield* queueExists(`orders_${output.pid}`), "the mailer drops its queue")
     }))
+
+  // Seed 003's example: nothing is notified before the last block is resized, then exactly one notification.
+  it.live("tracker/images.ts: download, resize, then one notification from the follow-up event", () =>
+    Effect.gen(function*() {
+      const output = yield* runExample("tracker/images.ts")
+      assert.strictEqual(output.exitCode, 0, transcript(output))
+      const expected = [
+        /^job (\d+) created with 20 components, follow-up to notify_\d+$/,
+        /^after downloading: in_progress \(completed 10, in_progress 0, pending 10, failed 0\)$/,
+        /^notifications so far: 0$/,
+        /^after resizing: completed \(completed 20, in_progress 0, pending 0, failed 0\)$/,
+        /^download_0 newest: completed \(seq \d+\)$/,
+        /^notify user@example\.com: job (\d+) completed$/,
+        /^notifications: 1$/,
+        /^cleaned 1 finished job\(s\)$/
+      ]
+      assert.strictEqual(output.lines.length, expected.length, transcript(output))
+      expected.forEach((pattern, i) => assert.match(output.lines[i]!, pattern, transcript(output)))
+      const created = lineMatching(output, expected[0]!)[1]
+      assert.strictEqual(lineMatching(output, expected[5]!)[1], created, "the notification is the created job's")
+    }))
 })
