@@ -56,12 +56,20 @@ const INSTALL: ReadonlyArray<string> = [
       main record;
       sub_co_id integer;
     begin
-      perform pgq.register_consumer(i_queue_name, i_consumer_name);
       select s.sub_id, s.sub_queue into main
         from pgq.subscription s
         join pgq.queue q on q.queue_id = s.sub_queue
         join pgq.consumer c on c.co_id = s.sub_consumer
         where q.queue_name = i_queue_name and c.co_name = i_consumer_name;
+      if not found then
+        -- pgq.register_consumer locks the consumer's name: only when it is missing.
+        perform pgq.register_consumer(i_queue_name, i_consumer_name);
+        select s.sub_id, s.sub_queue into main
+          from pgq.subscription s
+          join pgq.queue q on q.queue_id = s.sub_queue
+          join pgq.consumer c on c.co_id = s.sub_consumer
+          where q.queue_name = i_queue_name and c.co_name = i_consumer_name;
+      end if;
       select co_id into sub_co_id from pgq.consumer where co_name = i_consumer_name || '.' || i_subconsumer_name;
       if not found then
         insert into pgq.consumer (co_name) values (i_consumer_name || '.' || i_subconsumer_name)
@@ -119,26 +127,26 @@ const INSTALL: ReadonlyArray<string> = [
       dead record;
       next record;
     begin
-      select s.sub_queue, s.sub_consumer, s.sub_batch into sub
-        from pgq.subscription s
-        join pgq.queue q on q.queue_id = s.sub_queue
-        join pgq.consumer c on c.co_id = s.sub_consumer
-        where q.queue_name = i_queue_name and c.co_name = i_consumer_name || '.' || i_subconsumer_name;
-      if not found then
+      -- The main consumer's row serialises the subconsumers' turns, their registration included:
+      -- it is locked first, so two turns never wait on each other's locks in a cycle.
+      for attempt in 1..2 loop
+        select s.sub_queue, s.sub_consumer, s.sub_id into main
+          from pgq.subscription s
+          join pgq.queue q on q.queue_id = s.sub_queue
+          join pgq.consumer c on c.co_id = s.sub_consumer
+          where q.queue_name = i_queue_name and c.co_name = i_consumer_name
+          for update of s;
+        exit when found;
         perform pgq_coop.register_subconsumer(i_queue_name, i_consumer_name, i_subconsumer_name);
-        select * into batch_id, cur_tick_id, prev_tick_id, cur_tick_time, prev_tick_time,
-            cur_tick_event_seq, prev_tick_event_seq
-          from pgq_coop.next_batch_custom(i_queue_name, i_consumer_name, i_subconsumer_name,
-            i_min_lag, i_min_count, i_min_interval, i_dead_interval);
-        return;
-      end if;
-
-      -- The main consumer's row serialises the subconsumers' turns.
-      select s.sub_queue, s.sub_consumer, s.sub_id into main
-        from pgq.subscription s
-        join pgq.consumer c on c.co_id = s.sub_consumer
-        where s.sub_queue = sub.sub_queue and c.co_name = i_consumer_name
-        for update of s;
+      end loop;
+      for attempt in 1..2 loop
+        select s.sub_queue, s.sub_consumer, s.sub_batch into sub
+          from pgq.subscription s
+          join pgq.consumer c on c.co_id = s.sub_consumer
+          where s.sub_queue = main.sub_queue and c.co_name = i_consumer_name || '.' || i_subconsumer_name;
+        exit when found;
+        perform pgq_coop.register_subconsumer(i_queue_name, i_consumer_name, i_subconsumer_name);
+      end loop;
 
       if sub.sub_batch is null and i_dead_interval is not null then
         select s.sub_consumer, s.sub_batch, s.sub_last_tick, s.sub_next_tick into dead
