@@ -38,6 +38,7 @@ import { type Abort, type TrackedTransaction, withTrackedTransaction } from "../
 import * as Metrics from "../telemetry/Metrics.ts"
 import * as Semconv from "../telemetry/Semconv.ts"
 import * as SharedAttributes from "../telemetry/SharedAttributes.ts"
+import * as SpanRecorder from "../telemetry/SpanRecorder.ts"
 import * as TraceContext from "../telemetry/TraceContext.ts"
 import { type Settings, TelemetrySettings } from "../telemetry/TelemetrySettings.ts"
 import { BatchStats } from "./BatchStats.ts"
@@ -188,12 +189,20 @@ interface Delivery {
   readonly field: TraceContext.ExtraField | undefined
   /** The traceparents the batch's span links to already. */
   readonly linked: Set<string>
-  /** The `process` span of the event in hand (fast pass). */
+  /** The `process` span of the event in hand (fast pass), once made. */
   eventSpan: Tracer.Span | undefined
+  /** When the event in hand began (fast pass), when traced or metered. */
+  started: bigint
+  /**
+   * The tracer's way to take an event's ended `process` span whole, when it
+   * has one and events are traced, with the record reused for each.
+   */
+  readonly recorder: { readonly record: SpanRecorder.Record; readonly span: SpanRecorder.EndedSpan } | undefined
   /** The parent of `process` spans: the batch's span. */
   readonly parent: Option.Option<Tracer.AnySpan>
   readonly tracer: Tracer.Tracer
-  readonly clock: Clock.Clock
+  /** The clock's time in nanoseconds, read cheaply (see `nanosFrom`). */
+  readonly now: () => bigint
   /** Where metrics are recorded; undefined when they are off. */
   readonly metered: Context.Context<never> | undefined
   /** The second delivery of the batch, after a handler that ran SQL failed. */
@@ -353,18 +362,23 @@ const deliverSampled = <E, R>(
         ? current.value
         : undefined
       const field = span === undefined ? false : yield* TraceContext.TraceparentField
+      const tracer = yield* Effect.tracer
+      const traced = span !== undefined && settings.eventSpans
+      const record = traced ? SpanRecorder.recordOf(tracer) : undefined
       const d: Delivery = {
         batch,
         context: { queue: p.queue, consumer: p.consumer, batch },
         transaction,
         span,
-        traced: span !== undefined && settings.eventSpans,
+        traced,
         field: field === false ? undefined : field,
         linked: new Set(),
         eventSpan: undefined,
+        started: 0n,
+        recorder: record === undefined ? undefined : { record, span: processSpanRecord(p, span!) },
         parent: span === undefined ? Option.none() : Option.some(span),
-        tracer: yield* Effect.tracer,
-        clock: yield* Clock.Clock,
+        tracer,
+        now: nanosFrom(yield* Clock.Clock),
         metered: settings.metrics ? yield* Effect.context<never>() : undefined,
         replay: replayOf !== undefined,
         plan: sameBatch ? replayOf : undefined,
@@ -513,9 +527,9 @@ const fastPage = <E, R>(
         d.index = i
         d.position = d.events++
         if (d.span !== undefined) link(d, event)
-        const started = d.traced || d.metered !== undefined ? boundary ?? d.clock.currentTimeNanosUnsafe() : 0n
+        const started = d.traced || d.metered !== undefined ? boundary ?? d.now() : 0n
         boundary = undefined
-        const span = d.traced ? startEventSpan(p, d, event, started) : undefined
+        d.started = started
         d.statementsBefore = d.transaction.statements()
         d.inHandler = true
         // A throw here, a failure or defect of the handler's Effect, and the checks below
@@ -524,8 +538,11 @@ const fastPage = <E, R>(
         if (!Effect.isEffect(returned)) return yield* Effect.die(Handler.notAnEffect(returned))
         const handled = returned as Effect.Effect<unknown, E, R>
         // A handler's completed result (`Effect.succeed(…)`, `Effect.void`) runs no code that could
-        // see the span: no context switch for it.
-        const result: unknown = yield* (span === undefined || Exit.isExit(handled)
+        // see the span: no context switch for it, and, where the tracer takes ended spans whole,
+        // no span object unless the event needs one for what follows.
+        const completed = Exit.isExit(handled)
+        const span = d.traced && !(completed && d.recorder !== undefined) ? startEventSpan(p, d, event) : undefined
+        const result: unknown = yield* (span === undefined || completed
           ? handled
           : Effect.withParentSpan(handled, span, NO_STACK))
         if (!Handler.isResult(result)) return yield* Effect.failCause(Handler.notAResult(result))
@@ -537,13 +554,15 @@ const fastPage = <E, R>(
         const decision = handlerSucceeded(d, d.position, result ?? Ok, wrote)
         if (decision === OK) {
           d.ok++
-          if (span !== undefined) {
-            boundary = d.clock.currentTimeNanosUnsafe()
-            endEventSpan(d, OK, undefined, boundary)
+          if (d.traced) {
+            boundary = d.now()
+            if (span === undefined) recordEventSpan(d, event, boundary)
+            else endEventSpan(d, OK, undefined, boundary)
           }
-        } else if (span === undefined) {
+        } else if (!d.traced) {
           yield* settle(p, d, event, decision)
         } else {
+          if (span === undefined) startEventSpan(p, d, event)
           yield* settleInSpan(p, d, event, decision)
         }
       }
@@ -557,6 +576,7 @@ const fastPage = <E, R>(
       }
       d.inHandler = false
       const event = events[d.index]!
+      if (d.traced && d.eventSpan === undefined) startEventSpan(p, d, event)
       const wrote = d.transaction.statements() !== d.statementsBefore
       return handlerFailed(p, d, event, d.position, cause, wrote).pipe(
         Effect.tapCause((failure) => Effect.sync(() => d.eventSpan !== undefined && endEventSpan(d, undefined, failure))),
@@ -571,19 +591,18 @@ const fastPage = <E, R>(
 const EMPTY_CONTEXT = Context.empty()
 
 /**
- * A `process` span for `event`, child of the batch's span, linked to its
- * producer. The retry count is left out when 0, as the result is when Ok
- * (their defaults).
+ * The `process` span of `event`, from when it began: child of the batch's
+ * span, linked to its producer. The retry count is left out when 0, as the
+ * result is when Ok (their defaults).
  */
-const startEventSpan = <E, R>(p: Processor<E, R>, d: Delivery, event: PgqEvent, startTime: bigint): Tracer.Span => {
-  const traceparent = d.field === undefined ? null : event[d.field]
-  const producer = traceparent === null ? undefined : TraceContext.parse(traceparent)
+const startEventSpan = <E, R>(p: Processor<E, R>, d: Delivery, event: PgqEvent): Tracer.Span => {
+  const producer = producerOf(d, event)
   const span = d.tracer.span({
     name: p.processSpanName,
     parent: d.parent,
     annotations: EMPTY_CONTEXT,
-    links: producer !== undefined && Option.isSome(producer) ? [{ span: producer.value, attributes: {} }] : [],
-    startTime,
+    links: producer === undefined ? [] : [{ span: producer, attributes: {} }],
+    startTime: d.started,
     kind: "consumer",
     root: false,
     sampled: true
@@ -594,6 +613,49 @@ const startEventSpan = <E, R>(p: Processor<E, R>, d: Delivery, event: PgqEvent, 
   if (event.retry !== null && event.retry !== 0) span.attribute(Semconv.PGQ_EVENT_RETRY, event.retry)
   d.eventSpan = span
   return span
+}
+
+/** The span that produced `event`, from its traceparent. */
+const producerOf = (d: Delivery, event: PgqEvent): Tracer.ExternalSpan | undefined => {
+  const traceparent = d.field === undefined ? null : event[d.field]
+  if (traceparent === null) return undefined
+  const producer = TraceContext.parse(traceparent)
+  return Option.isSome(producer) ? producer.value : undefined
+}
+
+/** The record of a `process` span the tracer takes whole; its times and event's values change from event to event. */
+const processSpanRecord = <E, R>(p: Processor<E, R>, batchSpan: Tracer.AnySpan): SpanRecorder.EndedSpan => ({
+  name: p.processSpanName,
+  parent: batchSpan,
+  kind: "consumer",
+  startTime: 0n,
+  endTime: 0n,
+  shared: p.processAttributes,
+  attributes: [],
+  link: undefined
+})
+
+/** The `process` span of an event whose handler returned Ok at once, handed to the tracer whole. */
+const recordEventSpan = (d: Delivery, event: PgqEvent, endTime: bigint): void => {
+  const { record, span } = d.recorder!
+  span.startTime = d.started
+  span.endTime = endTime
+  const attributes = span.attributes
+  attributes.length = 0
+  attributes.push(Semconv.MESSAGING_MESSAGE_ID, String(event.id), Semconv.PGQ_EVENT_TYPE, event.type)
+  if (event.retry !== null && event.retry !== 0) attributes.push(Semconv.PGQ_EVENT_RETRY, event.retry)
+  span.link = producerOf(d, event)
+  record(span)
+}
+
+/**
+ * The clock's time in nanoseconds, read once, then moved on by the process's
+ * monotonic clock: a read is one `hrtime` (the Clock's own takes two clocks
+ * and several BigInt steps), and spans and durations keep the Clock's time.
+ */
+const nanosFrom = (clock: Clock.Clock): () => bigint => {
+  const origin = clock.currentTimeNanosUnsafe() - process.hrtime.bigint()
+  return () => origin + process.hrtime.bigint()
 }
 
 /**
@@ -612,7 +674,7 @@ const endEventSpan = (
   if (decision !== undefined && decision.result._tag !== "Ok") span.attribute(Semconv.PGQ_EVENT_RESULT, decision.result._tag)
   const cause = failure ?? (decision !== undefined && isError(decision) ? decisionCause(decision) : undefined)
   if (cause !== undefined) span.attribute(Semconv.ERROR_TYPE, errorTypeOf(cause))
-  span.end(endTime ?? d.clock.currentTimeNanosUnsafe(), cause === undefined ? Exit.void : Exit.failCause(cause))
+  span.end(endTime ?? d.now(), cause === undefined ? Exit.void : Exit.failCause(cause))
 }
 
 /** Settles under the event's span (an `event_retry` settle span is its child), then ends it. */
@@ -656,7 +718,7 @@ const link = (d: Delivery, event: PgqEvent): void => {
 }
 
 const recordDuration = <E, R>(p: Processor<E, R>, d: Delivery, started: bigint): void => {
-  p.metrics.duration.updateUnsafe(Number(d.clock.currentTimeNanosUnsafe() - started) / 1e9, d.metered!)
+  p.metrics.duration.updateUnsafe(Number(d.now() - started) / 1e9, d.metered!)
 }
 
 /** Counts a committed batch. */
@@ -677,7 +739,7 @@ const tracedStep = <E, R>(
   position: number
 ) =>
   Effect.gen(function*() {
-    const started = d.metered === undefined ? 0n : d.clock.currentTimeNanosUnsafe()
+    const started = d.metered === undefined ? 0n : d.now()
     const decision = yield* decide(p, d, onEvent, event, position)
     if (d.metered !== undefined) recordDuration(p, d, started)
     if (decision.result._tag !== "Ok") yield* Effect.annotateCurrentSpan(Semconv.PGQ_EVENT_RESULT, decision.result._tag)

@@ -14,10 +14,11 @@
  *
  * @internal
  */
-import { Cause, Config, type Context, Duration, Effect, type Exit, Formatter, Layer, Option, Schema, Tracer, Version } from "effect"
+import { Cause, Config, type Context, Duration, Effect, type Exit, FiberSet, Formatter, Layer, Option, Schema, Tracer, Version } from "effect"
 import { type HttpClient, HttpBody } from "effect/http"
 import { OtlpExporter, OtlpResource } from "effect/observability"
 import * as SharedAttributes from "./SharedAttributes.ts"
+import * as SpanRecorder from "./SpanRecorder.ts"
 
 /** The OTLP/HTTP encodings: protobuf (the OpenTelemetry default) or JSON. */
 export type Protocol = "http/protobuf" | "http/json"
@@ -45,27 +46,43 @@ const make = Effect.fnUntraced(function*(options: Options) {
   const scope = { name: "effect", version: Version.getCurrentVersion() }
   const encoder = options.protocol === "http/json" ? undefined : protobufEncoder(resource, scope)
   const jsonBody = jsonEncoder(resource, scope)
-  // The exporter registers its export with a Flusher of this tracer's own, so that a full
-  // batch can be sent without flushing the app's metrics too; the layer's Flusher runs it.
-  let exportNow: Effect.Effect<void> = Effect.void
+  // The exporter registers its export with a Flusher of this tracer's own: every export is
+  // started here, so that its end is known (a protobuf body is sent from the encoder's buffer,
+  // which is written to again only once no export is under way).
+  let runExport: Effect.Effect<void> = Effect.void
   const own = OtlpExporter.Flusher.of({
-    flush: Effect.suspend(() => exportNow),
-    register: (run) => Effect.sync(() => { exportNow = run })
+    flush: Effect.suspend(() => runExport),
+    register: (run) => Effect.sync(() => { runExport = run })
   })
   const exporter = yield* OtlpExporter.make({
     label: "OtlpTracer",
     url: options.url,
     headers: options.headers,
     compression: options.compression,
-    exportInterval: options.exportInterval ?? Duration.seconds(5),
+    // Never: the interval is kept below.
+    exportInterval: Duration.infinity,
     // Full batches are sent from `push` below, not inside the `end` that filled them.
     maxBatchSize: "disabled",
     body: (spans: Array<ExportedSpan | typeof ENCODED>) =>
       [encoder === undefined ? jsonBody(spans as Array<ExportedSpan>) : encoder.body(), Effect.void] as const,
     shutdownTimeout: options.shutdownTimeout ?? Duration.seconds(3)
   }).pipe(Effect.provideService(OtlpExporter.Flusher, own))
-  yield* (yield* OtlpExporter.Flusher).register(Effect.suspend(() => exportNow))
-  const runFork = Effect.runForkWith(yield* Effect.context<never>())
+  /** One export of what is encoded, if anything; the encoder hears when it is over. */
+  const exportNow = Effect.suspend(() => {
+    if (encoder === undefined) return runExport
+    // The exporter sends only when it holds something: one marker for all the encoded spans.
+    if (encoder.count() > 0) exporter.push(ENCODED)
+    encoder.exportStarted()
+    return Effect.ensuring(runExport, Effect.sync(encoder.exportEnded))
+  })
+  yield* (yield* OtlpExporter.Flusher).register(exportNow)
+  const exports = yield* FiberSet.make()
+  const runFork = yield* FiberSet.runtime(exports)()
+  yield* Effect.sleep(options.exportInterval ?? Duration.seconds(5)).pipe(
+    Effect.andThen(Effect.sync(() => runFork(exportNow))),
+    Effect.forever,
+    Effect.forkScoped
+  )
   // Spans per request: a span per event makes many, and each request costs as much as encoding
   // hundreds of spans (a body of 4096 is about 1.3 MB).
   const maxBatchSize = options.maxBatchSize ?? 4096
@@ -74,8 +91,17 @@ const make = Effect.fnUntraced(function*(options: Options) {
   let pending = 0
   let scheduled = false
   let closed = false
-  // Runs before the exporter's final flush (finalizers run last first).
-  yield* Effect.addFinalizer(() => Effect.sync(() => { closed = true }))
+  // Runs before the exporter's final flush (finalizers run last first): exports under way end
+  // first, and what is encoded is marked for it.
+  yield* Effect.addFinalizer(() =>
+    Effect.andThen(
+      FiberSet.awaitEmpty(exports).pipe(Effect.timeoutOption(options.shutdownTimeout ?? Duration.seconds(3))),
+      Effect.sync(() => {
+        closed = true
+        if (encoder !== undefined && encoder.count() > 0) exporter.push(ENCODED)
+      })
+    )
+  )
   /**
    * A full batch is sent once the code that ended its last span has yielded
    * (a consumer waiting for its next query, say), not inside it.
@@ -85,19 +111,25 @@ const make = Effect.fnUntraced(function*(options: Options) {
     pending = 0
     if (!closed) runFork(exportNow)
   }
-  const push = (span: ExportedSpan): void => {
-    if (!span.sampled) return
-    if (encoder === undefined) exporter.push(span)
-    else {
-      encoder.add(span, keptAtMost)
-      exporter.push(ENCODED)
-    }
+  const counted = (): void => {
     if (++pending >= maxBatchSize && !scheduled) {
       scheduled = true
       setImmediate(sendFull)
     }
   }
-  return Tracer.make({ span: (spanOptions) => new ExportedSpan(spanOptions, push) })
+  const push = (span: ExportedSpan): void => {
+    if (!span.sampled) return
+    if (encoder === undefined) exporter.push(span)
+    else encoder.add(span, keptAtMost)
+    counted()
+  }
+  const tracer = Tracer.make({ span: (spanOptions) => new ExportedSpan(spanOptions, push) })
+  if (encoder === undefined) return tracer
+  const record: SpanRecorder.Record = (span) => {
+    encoder.record(span, keptAtMost)
+    counted()
+  }
+  return Object.assign(tracer, { [SpanRecorder.TypeId]: record })
 })
 
 /** What the exporter holds for a span already encoded. */
@@ -262,18 +294,26 @@ const BYTES = 2
 
 /** An append-only protobuf writer over one buffer that grows and is reused. */
 class Writer {
-  buf = new Uint8Array(1 << 16)
-  view = new DataView(this.buf.buffer)
+  buf: Uint8Array
+  view: DataView
   pos = 0
+  constructor(size = 1 << 16) {
+    this.buf = new Uint8Array(size)
+    this.view = new DataView(this.buf.buffer)
+  }
 
+  /** Writes into `buf` from now on. */
+  use(buf: Uint8Array): void {
+    this.buf = buf
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  }
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return
     let size = this.buf.length * 2
     while (size < this.pos + n) size *= 2
     const next = new Uint8Array(size)
     next.set(this.buf.subarray(0, this.pos))
-    this.buf = next
-    this.view = new DataView(next.buffer)
+    this.use(next)
   }
   /** A non-negative integer below 2^53. */
   varint(n: number): void {
@@ -355,34 +395,41 @@ class Writer {
     this.pos += length
   }
   /**
-   * A span's attribute (field 9), the `index`th it sets. The last encoding
-   * at each index is kept and copied while its key and value stay the same,
-   * as an event's type does from span to span; an index whose values keep
-   * changing (an event's id) is not kept.
+   * A span's attribute (field 9), the `index`th it sets. The key's encoding
+   * is kept at each index, and the whole attribute's while its value stays
+   * the same, as an event's type does from span to span; not for an index
+   * whose values keep changing (an event's id).
    */
   attribute(index: number, key: string, value: unknown): void {
-    const cached = this.attributes[index]
-    if (cached !== undefined && cached.value === value && cached.key === key && cached.bytes !== undefined) {
+    let cached = this.attributes[index]
+    if (cached === undefined || cached.key !== key) {
+      cached = { key, keyBytes: encodedKey(key), value: undefined, bytes: undefined, hits: 0, misses: 0 }
+      this.attributes[index] = cached
+    } else if (cached.value === value && cached.bytes !== undefined) {
       cached.hits++
       return this.raw(cached.bytes)
     }
     const start = this.pos
-    writeKeyValue(this, 9, key, value)
-    if (typeof value === "object" || (cached !== undefined && cached.misses > 16 && cached.misses > cached.hits)) {
-      if (cached !== undefined) cached.misses++
-      return
-    }
-    const bytes = this.pos - start < 128 ? this.buf.slice(start, this.pos) : undefined
-    if (cached === undefined) this.attributes[index] = { key, value, bytes, hits: 0, misses: 0 }
-    else {
-      cached.key = key
-      cached.value = value
-      cached.bytes = bytes
-      cached.misses++
-    }
+    const kv = this.open(9)
+    this.raw(cached.keyBytes)
+    const any = this.open(2)
+    writeAnyValue(this, value)
+    this.close(any)
+    this.close(kv)
+    cached.misses++
+    if (typeof value === "object" || (cached.misses > 16 && cached.misses > cached.hits)) return
+    cached.value = value
+    cached.bytes = this.pos - start < 128 ? this.buf.slice(start, this.pos) : undefined
   }
   private readonly attributes: Array<
-    { key: string; value: unknown; bytes: Uint8Array | undefined; hits: number; misses: number } | undefined
+    {
+      readonly key: string
+      readonly keyBytes: Uint8Array
+      value: unknown
+      bytes: Uint8Array | undefined
+      hits: number
+      misses: number
+    } | undefined
   > = []
   /** Attributes many spans share (the same array each time): encoded once, then copied. */
   shared(shared: ReadonlyArray<unknown>): void {
@@ -397,33 +444,39 @@ class Writer {
   /**
    * A span's trace id, parent span id, name and kind (fields 1, 4, 5, 6: a
    * decoder takes fields in any order), copied from the last span's while
-   * they are the same, as they are for the events of one batch.
+   * its parent, name and kind are the same, as they are for the events of
+   * one batch. A root span's trace id is `traceId`.
    */
-  header(span: ExportedSpan): void {
-    const traceId = span.traceId
-    const parent = span.parent._tag === "Some" ? span.parent.value.spanId : undefined
+  header(parent: Tracer.AnySpan | undefined, name: string, kind: Tracer.SpanKind, traceId?: string): void {
     const last = this.lastHeader
-    if (
-      last !== undefined && last.traceId === traceId && last.parent === parent && last.name === span.name &&
-      last.kind === span.kind
-    ) return this.raw(last.bytes)
+    if (parent !== undefined && last !== undefined && last.parent === parent && last.name === name && last.kind === kind) {
+      return this.raw(last.bytes)
+    }
     const start = this.pos
-    this.id(1, traceId, 16)
-    if (parent !== undefined) this.id(4, parent, 8)
-    this.string(5, span.name)
+    this.id(1, parent === undefined ? traceId! : parent.traceId, 16)
+    if (parent !== undefined) this.id(4, parent.spanId, 8)
+    this.string(5, name)
     this.tag(6, VARINT)
-    this.varint(SPAN_KIND[span.kind] ?? 0)
-    this.lastHeader = { traceId, parent, name: span.name, kind: span.kind, bytes: this.buf.slice(start, this.pos) }
+    this.varint(SPAN_KIND[kind] ?? 0)
+    this.lastHeader = parent === undefined ? undefined : { parent, name, kind, bytes: this.buf.slice(start, this.pos) }
   }
   private lastHeader:
     | {
-      readonly traceId: string
-      readonly parent: string | undefined
+      readonly parent: Tracer.AnySpan
       readonly name: string
       readonly kind: Tracer.SpanKind
       readonly bytes: Uint8Array
     }
     | undefined = undefined
+  /** A span id (field 2) from its two halves. */
+  spanId(high: number, low: number): void {
+    this.tag(2, BYTES)
+    this.ensure(9)
+    this.buf[this.pos++] = 8
+    this.view.setUint32(this.pos, high, false)
+    this.view.setUint32(this.pos + 4, low, false)
+    this.pos += 8
+  }
   /** An id, from hex; the last few are kept, as a batch's spans share their trace and parent. */
   id(field: number, hex: string, size: number): void {
     const cache = size === 16 ? this.traceIds : this.spanIds
@@ -474,6 +527,15 @@ class Writer {
 }
 
 const textEncoder = new TextEncoder()
+
+const keys = new Writer(256)
+
+/** An attribute's key (field 1 of a KeyValue), encoded. */
+const encodedKey = (key: string): Uint8Array => {
+  keys.pos = 0
+  keys.string(1, key)
+  return keys.buf.slice(0, keys.pos)
+}
 
 /** The bytes of `n` as a varint. */
 const varintSize = (n: number): number => {
@@ -542,14 +604,10 @@ const writeSpan = (w: Writer, span: ExportedSpan): void => {
   const status = ended(span)
   const outcome = outcomeOf(status.exit)
   const mark = w.open(2, 2)
-  w.header(span)
+  const parent = span.parent._tag === "Some" ? span.parent.value : undefined
+  w.header(parent, span.name, span.kind, parent === undefined ? span.traceId : undefined)
   span.drawId()
-  w.tag(2, BYTES)
-  w.ensure(9)
-  w.buf[w.pos++] = 8
-  w.view.setUint32(w.pos, span.idHigh, false)
-  w.view.setUint32(w.pos + 4, span.idLow, false)
-  w.pos += 8
+  w.spanId(span.idHigh, span.idLow)
   w.fixed64(7, status.startTime)
   w.fixed64(8, status.endTime)
   if (span.shared !== undefined) w.shared(span.shared)
@@ -560,13 +618,7 @@ const writeSpan = (w: Writer, span: ExportedSpan): void => {
     for (const [name, time, attributes] of span.ownEvents) writeEvent(w, name, time, attributes)
   }
   for (const error of outcome.errors) writeEvent(w, "exception", status.endTime, exceptionAttributes(error))
-  for (const link of span.links) {
-    const l = w.open(13)
-    w.hex(1, link.span.traceId, 16)
-    w.hex(2, link.span.spanId, 8)
-    writeRecord(w, 4, link.attributes)
-    w.close(l)
-  }
+  for (const link of span.links) writeLink(w, link.span, link.attributes)
   if (outcome === SUCCEEDED) {
     w.raw(STATUS_OK_BYTES)
     return w.close(mark, 2)
@@ -579,6 +631,35 @@ const writeSpan = (w: Writer, span: ExportedSpan): void => {
   }
   w.close(s)
   w.close(mark, 2)
+}
+
+/** A span recorded whole once it ended: as `writeSpan` writes a span that succeeded. */
+const writeEndedSpan = (w: Writer, span: SpanRecorder.EndedSpan): void => {
+  const mark = w.open(2, 2)
+  w.header(span.parent, span.name, span.kind)
+  let high = 0
+  let low = 0
+  while (high === 0 && low === 0) {
+    high = (Math.random() * 0x100000000) >>> 0
+    low = (Math.random() * 0x100000000) >>> 0
+  }
+  w.spanId(high, low)
+  w.fixed64(7, span.startTime)
+  w.fixed64(8, span.endTime)
+  w.shared(span.shared)
+  const attributes = span.attributes
+  for (let i = 0; i < attributes.length; i += 2) w.attribute(i >> 1, attributes[i] as string, attributes[i + 1])
+  if (span.link !== undefined) writeLink(w, span.link, undefined)
+  w.raw(STATUS_OK_BYTES)
+  w.close(mark, 2)
+}
+
+const writeLink = (w: Writer, span: Tracer.AnySpan, attributes: Readonly<Record<string, unknown>> | undefined) => {
+  const l = w.open(13)
+  w.hex(1, span.traceId, 16)
+  w.hex(2, span.spanId, 8)
+  writeRecord(w, 4, attributes)
+  w.close(l)
 }
 
 /** `status` (field 15) with code OK. */
@@ -600,7 +681,13 @@ interface Scope {
   readonly version: string
 }
 
-/** The encoder of protobuf bodies; the resource and scope are encoded once. */
+/**
+ * The encoder of protobuf bodies; the resource and scope are encoded once.
+ * Spans are encoded as they end, so that they die young instead of waiting
+ * for their batch, into a buffer that becomes the body as it is: room for
+ * the envelope is kept at its start. A buffer sent is written to again only
+ * once no export is under way; until then spans go to another.
+ */
 const protobufEncoder = (resource: OtlpResource.Resource, scope: Scope) => {
   const w = new Writer()
   const r = w.open(1)
@@ -621,34 +708,59 @@ const protobufEncoder = (resource: OtlpResource.Resource, scope: Scope) => {
   w.string(2, scope.version)
   w.close(s)
   const scopeBytes = w.buf.slice(0, w.pos)
-  // Spans are encoded as they end, so that they die young instead of waiting for their batch.
-  const ended = new Writer()
+  // The envelope: two tags and two lengths (five bytes at most each) around these.
+  const envelope = resourceBytes.length + scopeBytes.length + 12
+  const spans = new Writer()
+  spans.pos = envelope
   let count = 0
+  let running = 0
+  const sent: Array<Uint8Array> = []
+  const free: Array<Uint8Array> = []
+  const room = (limit: number): void => {
+    // Past the limit the exporter is failing or disabled: drop, as it does.
+    if (count >= limit) {
+      spans.pos = envelope
+      count = 0
+    }
+    count++
+  }
   return {
+    count: (): number => count,
     add: (span: ExportedSpan, limit: number): void => {
-      // Past the limit the exporter is failing or disabled: drop, as it does.
-      if (count >= limit) {
-        ended.pos = 0
-        count = 0
-      }
-      writeSpan(ended, span)
-      count++
+      room(limit)
+      writeSpan(spans, span)
+    },
+    record: (span: SpanRecorder.EndedSpan, limit: number): void => {
+      room(limit)
+      writeEndedSpan(spans, span)
+    },
+    exportStarted: (): void => {
+      running++
+    },
+    exportEnded: (): void => {
+      if (--running > 0) return
+      for (const buf of sent) free.push(buf)
+      sent.length = 0
     },
     body: (): HttpBody.HttpBody => {
-      // The envelope's tags and lengths, then the spans: copied once, into the body.
-      const spans = ended.pos
-      const scopeSpans = scopeBytes.length + spans
-      w.pos = 0
-      w.tag(1, BYTES)
-      w.varint(resourceBytes.length + 1 + varintSize(scopeSpans) + scopeSpans)
-      w.raw(resourceBytes)
-      w.tag(2, BYTES)
-      w.varint(scopeSpans)
-      w.raw(scopeBytes)
-      const body = new Uint8Array(w.pos + spans)
-      body.set(w.buf.subarray(0, w.pos))
-      body.set(ended.buf.subarray(0, spans), w.pos)
-      ended.pos = 0
+      // The envelope's tags and lengths, written right before the spans.
+      const length = spans.pos - envelope
+      const scopeSpans = scopeBytes.length + length
+      const resourceSpans = resourceBytes.length + 1 + varintSize(scopeSpans) + scopeSpans
+      const start = envelope - (1 + varintSize(resourceSpans) + resourceBytes.length + 1 + varintSize(scopeSpans) +
+        scopeBytes.length)
+      const end = spans.pos
+      spans.pos = start
+      spans.tag(1, BYTES)
+      spans.varint(resourceSpans)
+      spans.raw(resourceBytes)
+      spans.tag(2, BYTES)
+      spans.varint(scopeSpans)
+      spans.raw(scopeBytes)
+      const body = spans.buf.subarray(start, end)
+      sent.push(spans.buf)
+      spans.use(free.pop() ?? new Uint8Array(spans.buf.length))
+      spans.pos = envelope
       count = 0
       return HttpBody.uint8Array(body, "application/x-protobuf")
     }

@@ -3,6 +3,7 @@ import { Duration, Effect } from "effect"
 import { OtlpExporter } from "effect/observability"
 import { Installer } from "../../src/api/Installer.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
+import type { PgqEvent } from "../../src/api/PgqEvent.ts"
 import { Producer } from "../../src/api/Producer.ts"
 import * as EventResult from "../../src/consumer/EventResult.ts"
 import * as InteractiveConsumer from "../../src/consumer/InteractiveConsumer.ts"
@@ -110,6 +111,46 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("OTLP export", (it) =
       const settle = named(Semconv.settleSpanName(queue))
         .find((s) => attribute(s.attributes, Semconv.MESSAGING_OPERATION_NAME) === "finish_batch")
       assert.strictEqual(settle?.parentSpanId, receive.spanId)
+    }).pipe(Effect.scoped))
+
+  it.effect("a process span names its event and its retry count, whether the handler ran code or returned at once", () =>
+    Effect.gen(function*() {
+      yield* (yield* Installer).install
+      const receiver = yield* OtlpReceiver.make
+      const { queue, consumer } = yield* TestDb.queueWithConsumer("otr")
+      const ids: Array<string> = []
+      yield* Effect.gen(function*() {
+        yield* (yield* Producer).sendMany(queue, ["at once", "running"].map((data) => ({ type: "t", data })))
+        yield* TestDb.tick(queue)
+        // Both sent back once: then delivered again with a retry count of 1.
+        const onEvent = (event: PgqEvent) => {
+          ids.push(String(event.id))
+          const result = event.retry === null ? EventResult.Retry("0 seconds") : EventResult.Ok
+          return event.data === "at once" ? Effect.succeed(result) : Effect.yieldNow.pipe(Effect.as(result))
+        }
+        yield* InteractiveConsumer.processAvailable({ queue, consumer, onEvent })
+        yield* TestDb.maintAllRetries
+        yield* TestDb.tick(queue)
+        yield* InteractiveConsumer.processAvailable({ queue, consumer, onEvent })
+      }).pipe(Effect.provide(exportTo(receiver)))
+      const processes = receiver.spans().filter((span) => span.name === Semconv.processSpanName(queue))
+      assert.deepStrictEqual(
+        processes.map((span) => [
+          attribute(span.attributes, Semconv.MESSAGING_MESSAGE_ID),
+          attribute(span.attributes, Semconv.PGQ_EVENT_RETRY),
+          attribute(span.attributes, Semconv.PGQ_EVENT_RESULT),
+          span.status.code
+        ]),
+        [
+          [ids[0], undefined, "Retry", STATUS.ok],
+          [ids[1], undefined, "Retry", STATUS.ok],
+          [ids[0], 1, undefined, STATUS.ok],
+          [ids[1], 1, undefined, STATUS.ok]
+        ]
+      )
+      // Each span of its own, from start to end.
+      assert.strictEqual(new Set(processes.map((span) => span.spanId)).size, 4)
+      for (const span of processes) assert.isTrue(BigInt(span.endTimeUnixNano) >= BigInt(span.startTimeUnixNano))
     }).pipe(Effect.scoped))
 
   it.effect("metrics: consumed, sent, failed, retried, durations, and lag as pgq reports it", () =>

@@ -22,6 +22,9 @@ export interface OtlpSpan {
   readonly parentSpanId?: string | undefined
   readonly name: string
   readonly kind: number
+  /** Nanoseconds since the epoch, in decimal. */
+  readonly startTimeUnixNano: string
+  readonly endTimeUnixNano: string
   readonly attributes: ReadonlyArray<KeyValue>
   readonly links: ReadonlyArray<{ readonly traceId: string; readonly spanId: string }>
   readonly status: { readonly code: number; readonly message?: string }
@@ -207,6 +210,8 @@ const decodeSpan = (bytes: Uint8Array): OtlpSpan => {
   let parentSpanId: string | undefined
   let name = ""
   let kind = 0
+  let startTimeUnixNano = ""
+  let endTimeUnixNano = ""
   const attributes: Array<KeyValue> = []
   const links: Array<{ traceId: string; spanId: string }> = []
   let status: { code: number; message?: string } = { code: 0 }
@@ -216,6 +221,8 @@ const decodeSpan = (bytes: Uint8Array): OtlpSpan => {
     else if (field === 4) parentSpanId = hex(value)
     else if (field === 5) name = text(value)
     else if (field === 6) kind = Number(value)
+    else if (field === 7) startTimeUnixNano = String(value)
+    else if (field === 8) endTimeUnixNano = String(value)
     else if (field === 9) attributes.push(decodeKeyValue(asBytes(value)))
     else if (field === 13) {
       const link = { traceId: "", spanId: "" }
@@ -232,7 +239,7 @@ const decodeSpan = (bytes: Uint8Array): OtlpSpan => {
       }
     }
   }
-  return { traceId, spanId, parentSpanId, name, kind, attributes, links, status }
+  return { traceId, spanId, parentSpanId, name, kind, startTimeUnixNano, endTimeUnixNano, attributes, links, status }
 }
 
 /** The spans of an `ExportTraceServiceRequest`. */
