@@ -17,10 +17,12 @@
  * With `--tracing`, instead: the no-op Consumer with tracing `off`, with
  * `batch` spans only, and with `event` spans (batch and a span per event, all
  * sampled), both exported by `OtlpExport` to a local OTLP receiver; rows carry
- * `"tracing"`. Each run's time includes flushing the spans it made.
+ * `"tracing"`. Each exporter is made once, as in a consumer's process, and
+ * each run's time includes flushing the spans it made.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Console, Effect, Exit, Redacted, Schema, Scope, Tracer } from "effect"
+import { type Context, Console, Effect, Exit, Layer, Redacted, Schema, Scope, Tracer } from "effect"
+import { OtlpExporter } from "effect/observability"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { SqlClient } from "effect/sql"
 import { Pgq } from "../src/api/Pgq.ts"
@@ -171,8 +173,16 @@ export const consume = (options: {
     if (options.tracing === true) {
       return yield* Effect.scoped(Effect.gen(function*() {
       const sink = yield* OtlpSink.make
+      // Each exporter is made once, as a consumer's process makes it, and flushed after each run.
       const exported = (eventSpans: boolean) =>
-        OtlpExport.layer({ endpoint: sink.url, eventSpans, samplingRatio: 1, metrics: false })
+        Layer.build(OtlpExport.layer({ endpoint: sink.url, eventSpans, samplingRatio: 1, metrics: false }))
+      const batchSpans = yield* exported(false)
+      const eventSpans = yield* exported(true)
+      const flushed = <A, E, R>(run: Effect.Effect<A, E, R>, exporter: Context.Context<OtlpExporter.Flusher>) =>
+        Effect.provide(
+          Effect.tap(run, () => Effect.flatMap(OtlpExporter.Flusher, (flusher) => flusher.flush)),
+          exporter
+        )
       // This process's CPU time per run as well: on a busy machine it varies far less than the
       // wall time, and it is where tracing costs (the database's share does not change).
       const cpu = { off: new Array<number>(), batch: new Array<number>(), event: new Array<number>() }
@@ -198,12 +208,12 @@ export const consume = (options: {
           },
           {
             name: "effect-pgq Consumer, batch spans exported over OTLP",
-            run: (state) => cpuTimed(cpu.batch, Effect.provide(consumerRun(state), exported(false))),
+            run: (state) => cpuTimed(cpu.batch, flushed(consumerRun(state), batchSpans)),
             extra: { ...noop, tracing: "batch" }
           },
           {
             name: "effect-pgq Consumer, batch and event spans exported over OTLP",
-            run: (state) => cpuTimed(cpu.event, Effect.provide(consumerRun(state), exported(true))),
+            run: (state) => cpuTimed(cpu.event, flushed(consumerRun(state), eventSpans)),
             extra: { ...noop, tracing: "event" }
           }
         ]

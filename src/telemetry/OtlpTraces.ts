@@ -172,8 +172,20 @@ class ExportedSpan implements Tracer.Span, SharedAttributes.Taker {
     this.exportSpan = exportSpan
     this.status = { _tag: "Started", startTime: options.startTime }
   }
+  /** The trace id's 16 bytes: drawn for a root, else the parent's; encoded as they are, made hex only if asked. */
+  private traceBytes: Uint8Array | undefined = undefined
+  traceIdBytes(): Uint8Array {
+    if (this.traceBytes !== undefined) return this.traceBytes
+    const parent = this.parent
+    return this.traceBytes = parent._tag === "None" ? randomTraceId() : traceIdBytesOf(parent.value)
+  }
   get traceId(): string {
-    return this.ownTraceId ??= this.parent._tag === "Some" ? this.parent.value.traceId : randomHex(32)
+    if (this.ownTraceId !== undefined) return this.ownTraceId
+    // A parent from elsewhere keeps its own spelling of the id.
+    const parent = this.parent
+    return this.ownTraceId = parent._tag === "Some" && !(parent.value instanceof ExportedSpan)
+      ? parent.value.traceId
+      : Buffer.from(this.traceIdBytes()).toString("hex")
   }
   /** The span id's two halves, drawn on first use; encoded as they are, made hex only if asked. */
   idHigh = 0
@@ -243,13 +255,24 @@ class ExportedSpan implements Tracer.Span, SharedAttributes.Taker {
   }
 }
 
-const HEX = "0123456789abcdef"
+/** A random trace id (never all zeros, which means none). */
+const randomTraceId = (): Uint8Array => {
+  const bytes = new Uint8Array(16)
+  let any = 0
+  while (any === 0) {
+    for (let i = 0; i < 16; i++) any |= bytes[i] = (Math.random() * 256) | 0
+  }
+  return bytes
+}
 
-/** Random lowercase hex, as Effect's tracers make ids. */
-const randomHex = (length: number): string => {
-  let out = ""
-  for (let i = 0; i < length; i++) out += HEX[(Math.random() * 16) | 0]
-  return out
+/** A span's trace id as bytes: kept by this tracer's spans, from hex (left-padded with zeros) for others. */
+const traceIdBytesOf = (span: Tracer.AnySpan): Uint8Array => {
+  if (span instanceof ExportedSpan) return span.traceIdBytes()
+  const bytes = new Uint8Array(16)
+  const hex = span.traceId
+  const offset = 32 - hex.length
+  for (let i = 0; i < 16; i++) bytes[i] = (nibble(hex, 2 * i - offset) << 4) | nibble(hex, 2 * i + 1 - offset)
+  return bytes
 }
 
 const SPAN_KIND: Record<Tracer.SpanKind, number> = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 }
@@ -369,11 +392,17 @@ class Writer {
         return
       }
     }
-    const bytes = textEncoder.encode(s)
-    this.varint(bytes.length)
-    this.ensure(bytes.length)
-    this.buf.set(bytes, this.pos)
-    this.pos += bytes.length
+    // Encoded in place, after room for the longest length; moved back if the length is shorter.
+    const most = length * 3
+    const room = varintSize(most)
+    // (`varint` below asks for 8 bytes: none may be grown into a new buffer without these.)
+    this.ensure(room + most + 8)
+    const start = this.pos + room
+    const written = textEncoder.encodeInto(s, this.buf.subarray(start, start + most)).written
+    const size = varintSize(written)
+    if (size < room) this.buf.copyWithin(this.pos + size, start, start + written)
+    this.varint(written)
+    this.pos += written
   }
   /** `bytes` from hex, left-padded with zeros to `size` bytes, as Effect's tracer pads trace ids. */
   hex(field: number, hex: string, size: number): void {
@@ -447,14 +476,21 @@ class Writer {
    * its parent, name and kind are the same, as they are for the events of
    * one batch. A root span's trace id is `traceId`.
    */
-  header(parent: Tracer.AnySpan | undefined, name: string, kind: Tracer.SpanKind, traceId?: string): void {
+  header(parent: Tracer.AnySpan | undefined, name: string, kind: Tracer.SpanKind, root?: ExportedSpan): void {
     const last = this.lastHeader
     if (parent !== undefined && last !== undefined && last.parent === parent && last.name === name && last.kind === kind) {
       return this.raw(last.bytes)
     }
     const start = this.pos
-    this.id(1, parent === undefined ? traceId! : parent.traceId, 16)
-    if (parent !== undefined) this.id(4, parent.spanId, 8)
+    const traceId = parent === undefined ? root!.traceIdBytes() : traceIdBytesOf(parent)
+    this.tag(1, BYTES)
+    this.ensure(17)
+    this.buf[this.pos++] = 16
+    this.raw(traceId)
+    if (parent instanceof ExportedSpan) {
+      parent.drawId()
+      this.spanId(4, parent.idHigh, parent.idLow)
+    } else if (parent !== undefined) this.hex(4, parent.spanId, 8)
     this.string(5, name)
     this.tag(6, VARINT)
     this.varint(SPAN_KIND[kind] ?? 0)
@@ -468,28 +504,15 @@ class Writer {
       readonly bytes: Uint8Array
     }
     | undefined = undefined
-  /** A span id (field 2) from its two halves. */
-  spanId(high: number, low: number): void {
-    this.tag(2, BYTES)
+  /** A span id from its two halves. */
+  spanId(field: number, high: number, low: number): void {
+    this.tag(field, BYTES)
     this.ensure(9)
     this.buf[this.pos++] = 8
     this.view.setUint32(this.pos, high, false)
     this.view.setUint32(this.pos + 4, low, false)
     this.pos += 8
   }
-  /** An id, from hex; the last few are kept, as a batch's spans share their trace and parent. */
-  id(field: number, hex: string, size: number): void {
-    const cache = size === 16 ? this.traceIds : this.spanIds
-    for (let i = 0; i < cache.length; i += 2) {
-      if (cache[i] === hex) return this.raw(cache[i + 1] as Uint8Array)
-    }
-    const start = this.pos
-    this.hex(field, hex, size)
-    if (cache.length >= 8) cache.splice(0, 2)
-    cache.push(hex, this.buf.slice(start, this.pos))
-  }
-  private readonly traceIds: Array<string | Uint8Array> = []
-  private readonly spanIds: Array<string | Uint8Array> = []
   /**
    * Opens a length-delimited field; `close`, told the same `reserved`,
    * writes its length. One byte is reserved, most messages need no more; a
@@ -605,9 +628,9 @@ const writeSpan = (w: Writer, span: ExportedSpan): void => {
   const outcome = outcomeOf(status.exit)
   const mark = w.open(2, 2)
   const parent = span.parent._tag === "Some" ? span.parent.value : undefined
-  w.header(parent, span.name, span.kind, parent === undefined ? span.traceId : undefined)
+  w.header(parent, span.name, span.kind, span)
   span.drawId()
-  w.spanId(span.idHigh, span.idLow)
+  w.spanId(2, span.idHigh, span.idLow)
   w.fixed64(7, status.startTime)
   w.fixed64(8, status.endTime)
   if (span.shared !== undefined) w.shared(span.shared)
@@ -643,7 +666,7 @@ const writeEndedSpan = (w: Writer, span: SpanRecorder.EndedSpan): void => {
     high = (Math.random() * 0x100000000) >>> 0
     low = (Math.random() * 0x100000000) >>> 0
   }
-  w.spanId(high, low)
+  w.spanId(2, high, low)
   w.fixed64(7, span.startTime)
   w.fixed64(8, span.endTime)
   w.shared(span.shared)

@@ -1,6 +1,6 @@
 import { assert, it } from "@effect/vitest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Effect, Exit, Layer, Option } from "effect"
+import { Effect, Exit, Layer, Option, Tracer } from "effect"
 import * as OtlpTraces from "../../src/telemetry/OtlpTraces.ts"
 import * as SharedAttributes from "../../src/telemetry/SharedAttributes.ts"
 import * as OtlpReceiver from "./OtlpReceiver.ts"
@@ -40,6 +40,8 @@ it.effect("shared attributes, and spans of any length, as protobuf", () =>
         b.end(2n, Exit.void)
         const c = span("c")
         c.attribute("long", long)
+        c.attribute("unicode", "zażółć")
+        c.attribute("long unicode", "ü€𝄞".repeat(100))
         c.end(2n, Exit.void)
         const d = tracer.span({
           name: "d",
@@ -52,6 +54,19 @@ it.effect("shared attributes, and spans of any length, as protobuf", () =>
           sampled: true
         })
         d.end(2n, Exit.void)
+        // A parent from elsewhere: its trace id (left-padded, as Effect pads) and span id as given.
+        const e = tracer.span({
+          name: "e",
+          parent: Option.some(Tracer.externalSpan({ traceId: "abc123", spanId: "00f067aa0ba902b7" })),
+          annotations: parent.annotations,
+          links: [],
+          startTime: 1n,
+          kind: "internal",
+          root: false,
+          sampled: true
+        })
+        assert.strictEqual(e.traceId, "abc123")
+        e.end(2n, Exit.void)
       }).pipe(Effect.withSpan("parent"))
     }).pipe(
       Effect.provide(
@@ -71,6 +86,12 @@ it.effect("shared attributes, and spans of any length, as protobuf", () =>
     )
     assert.strictEqual(attribute(named("a").attributes, "id"), "1")
     assert.strictEqual(attribute(named("c").attributes, "long"), long)
+    assert.strictEqual(attribute(named("c").attributes, "unicode"), "zażółć")
+    assert.strictEqual(attribute(named("c").attributes, "long unicode"), "ü€𝄞".repeat(100))
     assert.strictEqual(named("d").attributes.length, 0)
     assert.strictEqual(named("b").parentSpanId, named("parent").spanId)
+    assert.strictEqual(named("b").traceId, named("parent").traceId)
+    assert.match(named("d").traceId, /^[0-9a-f]{32}$/)
+    assert.notStrictEqual(named("d").traceId, named("parent").traceId)
+    assert.deepStrictEqual([named("e").traceId, named("e").parentSpanId], ["abc123".padStart(32, "0"), "00f067aa0ba902b7"])
   }).pipe(Effect.scoped))
