@@ -438,6 +438,10 @@ class Writer {
       cached.hits++
       return this.raw(cached.bytes)
     }
+    if (typeof value === "string" && this.shortAscii(cached.keyBytes, value)) {
+      cached.misses++
+      return
+    }
     const start = this.pos
     const kv = this.open(9)
     this.raw(cached.keyBytes)
@@ -449,6 +453,34 @@ class Writer {
     if (typeof value === "object" || (cached.misses > 16 && cached.misses > cached.hits)) return
     cached.value = value
     cached.bytes = this.pos - start < 128 ? this.buf.slice(start, this.pos) : undefined
+  }
+  /**
+   * A KeyValue (field 9) whose value is a short ASCII string (an event's id),
+   * its lengths known before it is written; false, writing nothing, for any
+   * other string.
+   */
+  private shortAscii(keyBytes: Uint8Array, value: string): boolean {
+    const length = value.length
+    const kvLength = keyBytes.length + 4 + length
+    if (kvLength > 127) return false
+    this.ensure(kvLength + 2)
+    const buf = this.buf
+    let at = this.pos + 2 + keyBytes.length + 4
+    for (let i = 0; i < length; i++) {
+      const c = value.charCodeAt(i)
+      if (c > 127) return false
+      buf[at++] = c
+    }
+    at = this.pos
+    buf[at++] = (9 << 3) | BYTES
+    buf[at++] = kvLength
+    for (let i = 0; i < keyBytes.length; i++) buf[at++] = keyBytes[i]!
+    buf[at++] = (2 << 3) | BYTES
+    buf[at++] = length + 2
+    buf[at++] = (1 << 3) | BYTES
+    buf[at++] = length
+    this.pos = at + length
+    return true
   }
   private readonly attributes: Array<
     {
