@@ -95,7 +95,10 @@ const make = Effect.fnUntraced(function*(options: Options) {
   // first, and what is encoded is marked for it.
   yield* Effect.addFinalizer(() =>
     Effect.andThen(
-      FiberSet.awaitEmpty(exports).pipe(Effect.timeoutOption(options.shutdownTimeout ?? Duration.seconds(3))),
+      FiberSet.awaitEmpty(exports).pipe(
+        Effect.interruptible,
+        Effect.timeoutOption(options.shutdownTimeout ?? Duration.seconds(3))
+      ),
       Effect.sync(() => {
         closed = true
         if (encoder !== undefined && encoder.count() > 0) exporter.push(ENCODED)

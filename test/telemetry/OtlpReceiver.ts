@@ -67,14 +67,22 @@ interface MetricsBody {
   >
 }
 
-/** A receiver listening on a free loopback port until the scope closes. */
-export const make = Effect.acquireRelease(
+/**
+ * A receiver listening on a free loopback port until the scope closes; one
+ * that starts reading each request only `readAfterMs` after it arrives makes
+ * its senders keep their bodies that long.
+ */
+export const makeWith = (options: { readonly readAfterMs?: number | undefined }) => Effect.acquireRelease(
   Effect.callback<{ readonly receiver: Receiver; readonly server: Http.Server }>((resume) => {
     const spans: Array<OtlpSpan> = []
     const metrics: Array<OtlpMetric> = []
     let requests = 0
     const server = Http.createServer((request, response) => {
       const chunks: Array<Buffer> = []
+      if (options.readAfterMs !== undefined) {
+        request.pause()
+        setTimeout(() => request.resume(), options.readAfterMs)
+      }
       request.on("data", (chunk: Buffer) => chunks.push(chunk))
       request.on("end", () => {
         requests++
@@ -117,6 +125,9 @@ export const make = Effect.acquireRelease(
     server.closeAllConnections()
   })
 ).pipe(Effect.map(({ receiver }) => receiver))
+
+/** A receiver listening on a free loopback port until the scope closes. */
+export const make = makeWith({})
 
 export const attribute = (attributes: ReadonlyArray<KeyValue>, key: string): string | number | boolean | undefined => {
   const value = attributes.find((kv) => kv.key === key)?.value

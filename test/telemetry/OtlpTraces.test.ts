@@ -1,6 +1,6 @@
 import { assert, it } from "@effect/vitest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Effect, Exit, Layer, Option, Tracer } from "effect"
+import { Context, Effect, Exit, Layer, Option, Tracer } from "effect"
 import * as OtlpTraces from "../../src/telemetry/OtlpTraces.ts"
 import * as SharedAttributes from "../../src/telemetry/SharedAttributes.ts"
 import * as OtlpReceiver from "./OtlpReceiver.ts"
@@ -95,3 +95,69 @@ it.effect("shared attributes, and spans of any length, as protobuf", () =>
     assert.notStrictEqual(named("d").traceId, named("parent").traceId)
     assert.deepStrictEqual([named("e").traceId, named("e").parentSpanId], ["abc123".padStart(32, "0"), "00f067aa0ba902b7"])
   }).pipe(Effect.scoped))
+
+it.live("every span arrives once and intact over many requests, sent while earlier ones are still being read", () =>
+  Effect.gen(function*() {
+    // Bodies of about 10 MB, more than the sockets' buffers hold, read 100 ms late: each stays
+    // with the sender while the next spans are encoded.
+    const receiver = yield* OtlpReceiver.makeWith({ readAfterMs: 100 })
+    const count = 160
+    const text = (n: number) => `${n}:`.padEnd(300_000, String.fromCharCode(97 + (n % 26)))
+    yield* Effect.gen(function*() {
+      const tracer = yield* Effect.tracer
+      for (let n = 0; n < count; n++) {
+        const span = tracer.span({
+          name: "s",
+          parent: Option.none(),
+          annotations: Context.empty(),
+          links: [],
+          startTime: 1n,
+          kind: "internal",
+          root: true,
+          sampled: true
+        })
+        span.attribute("n", n)
+        span.attribute("text", text(n))
+        span.end(2n, Exit.void)
+        // Full batches go out once this yields.
+        if (n % 16 === 15) yield* Effect.sleep("5 millis")
+      }
+    }).pipe(
+      Effect.provide(
+        OtlpTraces.layer({
+          url: `${receiver.url}/v1/traces`,
+          resource: { serviceName: "otlp-traces-test" },
+          protocol: "http/protobuf",
+          maxBatchSize: 32
+        }).pipe(Layer.provide(NodeHttpClient.layerNodeHttpOptions({ keepAlive: true })))
+      )
+    )
+    const spans = receiver.spans()
+    assert.isAtLeast(receiver.requests(), count / 32)
+    assert.deepStrictEqual(
+      spans.map((span) => attribute(span.attributes, "n")).sort((a, b) => Number(a) - Number(b)),
+      Array.from({ length: count }, (_, n) => n)
+    )
+    for (const span of spans) assert.strictEqual(attribute(span.attributes, "text"), text(Number(attribute(span.attributes, "n"))))
+  }).pipe(Effect.scoped), { timeout: 30_000 })
+
+it.live("an endpoint that refuses connections costs the spans, not the program", () =>
+  Effect.gen(function*() {
+    const port = yield* OtlpReceiver.make.pipe(Effect.map((receiver) => receiver.url), Effect.scoped)
+    const ended = yield* Effect.gen(function*() {
+      for (let n = 0; n < 10_000; n++) yield* Effect.void.pipe(Effect.withSpan("s", { attributes: { n } }))
+      return "ended"
+    }).pipe(
+      Effect.provide(
+        OtlpTraces.layer({
+          url: `${port}/v1/traces`,
+          resource: { serviceName: "otlp-traces-test" },
+          protocol: "http/protobuf",
+          maxBatchSize: 256,
+          shutdownTimeout: "1 second"
+        }).pipe(Layer.provide(NodeHttpClient.layerNodeHttpOptions({ keepAlive: true })))
+      ),
+      Effect.timeout("20 seconds")
+    )
+    assert.strictEqual(ended, "ended")
+  }))
