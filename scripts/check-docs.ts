@@ -1,12 +1,13 @@
 /**
  * Type-checks the TypeScript examples in the documentation, so that they
- * cannot rot: every fenced ```ts (or ```typescript) block of README.md and of
- * the JSDoc comments (`/** ... *\/`, leading ` * ` stripped) of every .ts file
- * under src/ is written to `.docs-check/` (git-ignored) as a module of its
- * own and checked in one TypeScript program, configured by
- * tsconfig.docs.json: the project's strict options, with the specifiers
- * "effect-pgq" and "effect-pgq/testing" mapped to src/index.ts and
- * src/testing/index.ts, so examples import the package as a user does.
+ * cannot rot: every fenced ```ts (or ```typescript) block of README.md,
+ * otel/README.md and the JSDoc comments (`/** ... *\/`, leading ` * `
+ * stripped) of every .ts file under src/ is written to `.docs-check/`
+ * (git-ignored) as a module of its own and checked in one TypeScript
+ * program, configured by tsconfig.docs.json: the project's strict options,
+ * with the specifiers "effect-pgq" and "effect-pgq/testing" mapped to
+ * src/index.ts and src/testing/index.ts, so examples import the package as
+ * a user does.
  *
  * Conventions for examples:
  * - A block is a complete module: it imports what it uses and declares what
@@ -17,7 +18,7 @@
  *
  * Errors are reported at their line in the Markdown or source file.
  *
- *   node scripts/check-docs.ts             README.md and src/
+ *   node scripts/check-docs.ts             README.md, otel/README.md and src/
  *   node scripts/check-docs.ts FILE...     only these (.md or .ts) files
  *
  * Exits with 1 when a block does not type-check.
@@ -140,6 +141,7 @@ const relative = (file: string) => Path.relative(root, file).split(Path.sep).joi
 
 const defaultSources = (): Array<string> => [
   Path.join(root, "README.md"),
+  Path.join(root, "otel", "README.md"),
   ...Fs.readdirSync(Path.join(root, "src"), { recursive: true, encoding: "utf8" })
     .filter((file) => file.endsWith(".ts"))
     .sort()

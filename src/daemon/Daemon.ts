@@ -70,16 +70,16 @@ export const run = (configFile: string) =>
   }).pipe(Effect.scoped)
 
 /**
- * OTLP export when the config has a `telemetry` section; without one, metrics
- * are recorded only when `/metrics` can show them.
+ * OTLP export when the config has a `telemetry` section; metrics not
+ * exported are recorded only when `/metrics` can show them.
  */
 const telemetryLayer = (config: DaemonConfig.DaemonConfig): Layer.Layer<OtlpExporter.Flusher> => {
   const telemetry = config.telemetry
+  const control = config.control !== undefined && config.control !== false
   if (telemetry === undefined || telemetry === false) {
-    const control = config.control !== undefined && config.control !== false
     return Layer.merge(TelemetrySettings.layer({ metrics: control }), OtlpExporter.layerFlusher)
   }
-  return OtlpExport.layer({
+  const exporting = OtlpExport.layer({
     tracing: telemetry.tracing,
     eventSpans: telemetry.eventSpans,
     samplingRatio: telemetry.samplingRatio,
@@ -89,6 +89,13 @@ const telemetryLayer = (config: DaemonConfig.DaemonConfig): Layer.Layer<OtlpExpo
     tracesExportInterval: telemetry.exportInterval,
     metricsExportInterval: telemetry.exportInterval
   })
+  // Spans over OTLP, metrics scraped from /metrics: recorded all the same (the later layer's settings win).
+  return telemetry.metrics === false && control
+    ? Layer.merge(
+      exporting,
+      TelemetrySettings.layer({ eventSpans: telemetry.eventSpans, samplingRatio: telemetry.samplingRatio, metrics: true })
+    )
+    : exporting
 }
 
 /** The lag gauges, read from pgq for export while metrics are exported. */

@@ -97,7 +97,11 @@ export interface TelemetryConfig {
   readonly eventSpans?: boolean | undefined
   /** Share of batches traced, 0 to 1. Default 1. */
   readonly samplingRatio?: number | undefined
-  /** Export metrics. Default true. */
+  /**
+   * Export metrics. Default true. With a control endpoint, `false` still
+   * serves them on `/metrics`: where Prometheus scrapes it, exporting them
+   * too would count every event twice.
+   */
   readonly metrics?: boolean | undefined
   /** OTLP/HTTP base URL (`http://localhost:4318`); default from `OTEL_EXPORTER_OTLP_ENDPOINT` and friends. */
   readonly endpoint?: string | undefined

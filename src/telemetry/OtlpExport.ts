@@ -12,8 +12,9 @@
  * `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_SCHEDULE_DELAY`,
  * `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_EXPORTER_OTLP_PROTOCOL` (or
  * `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`), `OTEL_METRIC_EXPORT_INTERVAL`,
- * `OTEL_SDK_DISABLED`. Without an endpoint,
- * nothing is exported.
+ * `OTEL_SDK_DISABLED`, and `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER`
+ * (default `otlp`; `none` turns one off). Without an endpoint, nothing is
+ * exported.
  *
  * ```ts
  * import { Effect, Layer } from "effect"
@@ -38,7 +39,7 @@
  * @since 0.2.0
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Config, Duration, Effect, Layer } from "effect"
+import { Config, ConfigProvider, Duration, Effect, Layer } from "effect"
 import { OtlpExporter, OtlpMetrics, OtlpSerialization } from "effect/observability"
 import * as OtlpTraces from "./OtlpTraces.ts"
 import * as TelemetrySettings from "./TelemetrySettings.ts"
@@ -101,10 +102,20 @@ export const layer = (options: Options = {}): Layer.Layer<OtlpExporter.Flusher> 
     Layer.provide(OtlpSerialization.layerJson),
     // node:http rather than fetch: a body goes to the socket as it is, not copied through a web
     // stream; one kept-alive connection rather than one per batch.
-    Layer.provide(NodeHttpClient.layerNodeHttpOptions({ keepAlive: true }))
+    Layer.provide(NodeHttpClient.layerNodeHttpOptions({ keepAlive: true })),
+    Layer.provide(otlpByDefault)
   )
   return Layer.mergeAll(settings, exporters)
 }
+
+/**
+ * `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` default to `otlp`, as the
+ * OpenTelemetry spec says: Effect's readers export nothing unless they are
+ * set, and an endpoint alone must be enough (`none` still turns one off).
+ */
+const otlpByDefault = ConfigProvider.layerAdd(
+  ConfigProvider.fromUnknown({ OTEL_TRACES_EXPORTER: "otlp", OTEL_METRICS_EXPORTER: "otlp" })
+)
 
 /** The service's name: the option, else the standard variables, else `effect-pgq`. */
 const serviceName = (name: string | undefined) =>

@@ -1,10 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import * as Fs from "node:fs"
-import * as Path from "node:path"
 import { metricsText } from "../../src/daemon/ControlServer.ts"
 import * as Metrics from "../../src/telemetry/Metrics.ts"
-
-const dashboards = Path.resolve(import.meta.dirname, "../../otel/grafana/dashboards")
+import * as Dashboards from "./GrafanaDashboards.ts"
 
 /** Every series name effect-pgq exports: its metrics, as Prometheus names, and the daemon's own. */
 const exported = (): Set<string> => {
@@ -57,33 +54,15 @@ const metricNames = (expr: string): Array<string> => {
   return names
 }
 
-interface Panel {
-  readonly id: number
-  readonly type: string
-  readonly title: string
-  readonly gridPos: { readonly x: number; readonly y: number; readonly w: number; readonly h: number }
-  readonly targets?: ReadonlyArray<{ readonly refId: string; readonly expr?: string }>
-  readonly fieldConfig?: {
-    readonly defaults?: {
-      readonly links?: ReadonlyArray<{ readonly url: string }>
-      readonly thresholds?: { readonly steps: ReadonlyArray<{ readonly value: number | null }> }
-    }
-  }
-}
-
 describe("Grafana dashboards (otel/grafana/dashboards)", () => {
-  const files = Fs.readdirSync(dashboards).filter((f) => f.endsWith(".json"))
+  const files = Dashboards.files()
 
   it("there is at least one", () => assert.isAbove(files.length, 0))
 
   for (const file of files) {
     describe(file, () => {
-      const dashboard = JSON.parse(Fs.readFileSync(Path.join(dashboards, file), "utf8")) as {
-        readonly uid: unknown
-        readonly title: unknown
-        readonly schemaVersion: unknown
-        readonly panels: ReadonlyArray<Panel>
-      }
+      const dashboard = Dashboards.load(file)
+      const panels = Dashboards.panels(dashboard)
 
       it("is a Grafana dashboard: uid, title, schema version, panels with ids, types, positions and queries", () => {
         assert.isString(dashboard.uid)
@@ -91,9 +70,9 @@ describe("Grafana dashboards (otel/grafana/dashboards)", () => {
         assert.isNumber(dashboard.schemaVersion)
         assert.isAtLeast(dashboard.schemaVersion as number, 30)
         assert.isArray(dashboard.panels)
-        const ids = dashboard.panels.map((p) => p.id)
+        const ids = panels.map((p) => p.id)
         assert.strictEqual(new Set(ids).size, ids.length, "panel ids are unique")
-        for (const panel of dashboard.panels) {
+        for (const panel of panels) {
           assert.isNumber(panel.id)
           assert.isString(panel.type)
           assert.isString(panel.title)
@@ -107,16 +86,22 @@ describe("Grafana dashboards (otel/grafana/dashboards)", () => {
         }
       })
 
+      it("every variable its queries use has a value (the dashboard's, or Grafana's built-ins)", () => {
+        for (const { expr } of Dashboards.queries(dashboard)) {
+          assert.doesNotThrow(() => Dashboards.interpolate(dashboard, expr), undefined, undefined, expr)
+        }
+      })
+
       it("queries only metrics effect-pgq exports", () => {
         const known = exported()
-        const used = dashboard.panels.flatMap((p) => (p.targets ?? []).flatMap((t) => metricNames(t.expr ?? "")))
+        const used = Dashboards.queries(dashboard).flatMap(({ expr }) => metricNames(Dashboards.interpolate(dashboard, expr)))
         assert.isAbove(used.length, 0)
         for (const name of used) assert.isTrue(known.has(name), `${name} is not a metric effect-pgq exports`)
       })
 
       it("shows lag per consumer with thresholds, rates, duration quantiles, batch size, failures, and links to traces", () => {
-        const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr ?? ""))
-        const lag = dashboard.panels.find((p) => (p.targets ?? []).some((t) => t.expr?.includes("pgq_consumer_lag_seconds")))
+        const exprs = Dashboards.queries(dashboard).map(({ expr }) => expr)
+        const lag = panels.find((p) => (p.targets ?? []).some((t) => t.expr?.includes("pgq_consumer_lag_seconds")))
         assert.isDefined(lag)
         assert.include(lag!.targets![0]!.expr, "messaging_consumer_group_name")
         assert.isAbove(lag!.fieldConfig?.defaults?.thresholds?.steps.length ?? 0, 1)
@@ -128,7 +113,7 @@ describe("Grafana dashboards (otel/grafana/dashboards)", () => {
         assert.isTrue(exprs.some((e) => e.includes("pgq_consumer_batches_total")))
         assert.isTrue(exprs.some((e) => e.includes("pgq_consumer_failed_events_total")))
         assert.isTrue(exprs.some((e) => e.includes("pgq_consumer_retried_events_total")))
-        assert.isTrue(dashboard.panels.some((p) => (p.fieldConfig?.defaults?.links ?? []).some((l) => l.url.includes("jaeger"))))
+        assert.isTrue(panels.some((p) => (p.fieldConfig?.defaults?.links ?? []).some((l) => l.url.includes("jaeger"))))
       })
     })
   }

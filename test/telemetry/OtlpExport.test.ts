@@ -1,5 +1,5 @@
 import { assert, layer } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { ConfigProvider, Duration, Effect, Layer } from "effect"
 import { OtlpExporter } from "effect/observability"
 import { Installer } from "../../src/api/Installer.ts"
 import { Pgq } from "../../src/api/Pgq.ts"
@@ -213,6 +213,30 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("OTLP export", (it) =
       assert.strictEqual(value(Metrics.PENDING_EVENTS, labels), Number(lag.after.pendingEvents))
       assert.isAbove(value(Metrics.PENDING_EVENTS, labels)!, 0)
       assert.isNumber(value(Metrics.TICKER_LAG, Metrics.attributesOf(queue)))
+    }).pipe(Effect.scoped))
+
+  it.effect("the OTEL_* variables alone: an endpoint is enough; OTEL_TRACES_EXPORTER=none, OTEL_METRICS_EXPORTER=none turn them off", () =>
+    Effect.gen(function*() {
+      const receiver = yield* OtlpReceiver.make
+      const { queue } = yield* TestDb.queueWithConsumer("otenv")
+      const sends = () => receiver.spans().filter((span) => span.name === Semconv.sendSpanName(queue))
+      const sent = () =>
+        receiver.metrics().filter((m) =>
+          m.name === Metrics.SENT_MESSAGES &&
+          (m.sum?.dataPoints ?? []).some((p) => attribute(p.attributes, Semconv.MESSAGING_DESTINATION_NAME) === queue)
+        )
+      const sendUnder = (env: Record<string, string>) =>
+        Effect.gen(function*() {
+          yield* (yield* Producer).send(queue, { type: "t", data: null })
+        }).pipe(Effect.provide(OtlpExport.layer().pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env))))))
+      const env = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: "otlp-env-test" }
+
+      yield* sendUnder(env)
+      assert.strictEqual(sends().length, 1)
+      assert.strictEqual(sent().length, 1)
+      yield* sendUnder({ ...env, OTEL_TRACES_EXPORTER: "none", OTEL_METRICS_EXPORTER: "none" })
+      assert.strictEqual(sends().length, 1)
+      assert.strictEqual(sent().length, 1)
     }).pipe(Effect.scoped))
 
   it.effect("per-event spans off: batch spans only, still linked to producers", () =>

@@ -8,6 +8,9 @@
  * required; `data` is kept as is when it is a string and written as JSON
  * text otherwise; `extra1` to `extra4` are optional strings.
  *
+ * With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the `send` span goes out over OTLP
+ * and the events carry its traceparent (`Tracing`).
+ *
  * @since 0.2.0
  */
 import { Console, Effect, FileSystem, Option, Result, Schema, Stdio, Stream } from "effect"
@@ -15,6 +18,7 @@ import { Command, Flag } from "effect/cli"
 import type { NewEvent } from "../../api/Pgq.ts"
 import { Producer } from "../../api/Producer.ts"
 import { queue } from "../flags.ts"
+import { withOtlpFromEnv } from "../Tracing.ts"
 import { failure, usage } from "./CliFailure.ts"
 import { withDatabase } from "./Connection.ts"
 import { quote } from "./Output.ts"
@@ -89,7 +93,7 @@ export const insert = Command.make(
     )
   },
   (input) =>
-    withDatabase(
+    withOtlpFromEnv(withDatabase(
       Effect.gen(function*() {
         const producer = yield* Producer
         const { file, queue, type } = input
@@ -124,12 +128,16 @@ export const insert = Command.make(
         const n = yield* producer.sendMany(queue, parsed.success)
         yield* Console.log(`inserted ${n} event${n === 1 ? "" : "s"} into queue ${quote(queue)}`)
       })
-    )
+    ))
 ).pipe(
   Command.withDescription("Insert one event (--type, --data, --extra1..4) or many as JSON lines from --file or stdin"),
   Command.withExamples([
     { command: "effect-pgq insert -q orders --type order.placed --data '{\"id\":7}'", description: "One event" },
     { command: "effect-pgq insert -q orders --file events.jsonl", description: "Many, one JSON object a line, all or none" },
-    { command: "printf '{\"type\":\"ping\"}\\n' | effect-pgq insert -q orders", description: "From stdin" }
+    { command: "printf '{\"type\":\"ping\"}\\n' | effect-pgq insert -q orders", description: "From stdin" },
+    {
+      command: "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 effect-pgq insert -q orders --type order.placed",
+      description: "Traced: the send span to an OpenTelemetry collector, its traceparent in ev_extra4"
+    }
   ])
 )
