@@ -12,11 +12,18 @@
  */
 import { Config, Effect, Option } from "effect"
 import * as OtlpExport from "../telemetry/OtlpExport.ts"
+import { type CliFailure, usage } from "./admin/CliFailure.ts"
 
-const endpoint = Config.String("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").pipe(
-  Config.orElse(() => Config.String("OTEL_EXPORTER_OTLP_ENDPOINT")),
-  Config.option
-)
+const variables = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"] as const
+
+/** The first endpoint variable set, with its value. */
+const endpoint = Effect.gen(function*() {
+  for (const name of variables) {
+    const value = yield* Config.option(Config.String(name)).pipe(Effect.orElseSucceed(() => Option.none<string>()))
+    if (Option.isSome(value) && value.value.trim() !== "") return Option.some({ name, value: value.value.trim() })
+  }
+  return Option.none<{ readonly name: string; readonly value: string }>()
+})
 
 /**
  * Runs `effect` under `OtlpExport.layer` (spans only: a command's counters
@@ -25,11 +32,11 @@ const endpoint = Config.String("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").pipe(
  * @since 0.2.0
  * @category tracing
  */
-export const withOtlpFromEnv = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(
-    Effect.orElseSucceed(endpoint, () => Option.none<string>()),
-    (url) =>
-      Option.isSome(url) && url.value.trim() !== ""
-        ? Effect.provide(effect, OtlpExport.layer({ metrics: false }))
-        : effect
-  )
+export const withOtlpFromEnv = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | CliFailure, R> =>
+  Effect.flatMap(endpoint, (found): Effect.Effect<A, E | CliFailure, R> => {
+    if (Option.isNone(found)) return effect
+    const { name, value } = found.value
+    // Checked here: a malformed URL would otherwise end the command with a defect.
+    if (!URL.canParse(value)) return Effect.fail(usage(`${name} is not a URL: ${value}`))
+    return Effect.provide(effect, OtlpExport.layer({ metrics: false }))
+  })

@@ -1,9 +1,10 @@
 /**
  * The span exporter behind `OtlpExport`: a tracer whose spans are encoded to
- * OTLP protobuf as they end, straight from the span into one reused buffer,
- * and sent by Effect's OTLP batch exporter (`OtlpExporter.make`: its
- * interval, retries, `Flusher` and final flush) once a batch is full and the
- * code that filled it has yielded.
+ * OTLP protobuf as they end, straight from the span into a buffer that
+ * becomes the request's body, and sent through Effect's OTLP batch exporter
+ * (`OtlpExporter.make`: its retries, its pause after failures, its final
+ * flush). Exports are started here, one at a time: every `exportInterval`,
+ * and once a batch is full and the code that filled it has yielded.
  *
  * Effect's own `OtlpTracer` turns every ended span into OTLP/JSON objects and
  * serialises a batch with `JSON.stringify` (or a protobuf encoder that
@@ -14,7 +15,7 @@
  *
  * @internal
  */
-import { Cause, Config, type Context, Duration, Effect, type Exit, FiberSet, Formatter, Layer, Option, Schema, Tracer, Version } from "effect"
+import { Cause, Config, type Context, Duration, Effect, type Exit, FiberSet, Formatter, Layer, Option, Schema, Semaphore, Tracer, Version } from "effect"
 import { type HttpClient, HttpBody } from "effect/http"
 import { OtlpExporter, OtlpResource } from "effect/observability"
 import * as SharedAttributes from "./SharedAttributes.ts"
@@ -67,30 +68,56 @@ const make = Effect.fnUntraced(function*(options: Options) {
       [encoder === undefined ? jsonBody(spans as Array<ExportedSpan>) : encoder.body(), Effect.void] as const,
     shutdownTimeout: options.shutdownTimeout ?? Duration.seconds(3)
   }).pipe(Effect.provideService(OtlpExporter.Flusher, own))
-  /** One export of what is encoded, if anything; the encoder hears when it is over. */
-  const exportNow = Effect.suspend(() => {
-    if (encoder === undefined) return runExport
-    // The exporter sends only when it holds something: one marker for all the encoded spans.
-    if (encoder.count() > 0) exporter.push(ENCODED)
-    encoder.exportStarted()
-    return Effect.ensuring(runExport, Effect.sync(encoder.exportEnded))
-  })
-  yield* (yield* OtlpExporter.Flusher).register(exportNow)
-  const exports = yield* FiberSet.make()
-  const runFork = yield* FiberSet.runtime(exports)()
-  yield* Effect.sleep(options.exportInterval ?? Duration.seconds(5)).pipe(
-    Effect.andThen(Effect.sync(() => runFork(exportNow))),
-    Effect.forever,
-    Effect.forkScoped
-  )
   // Spans per request: a span per event makes many, and each request costs as much as encoding
   // hundreds of spans (a body of 4096 is about 1.3 MB).
   const maxBatchSize = options.maxBatchSize ?? 4096
-  // Spans kept while the exporter fails or is disabled, before they are dropped.
+  // Spans kept while the exporter cannot keep up (an export under way) or refuses (it failed and
+  // pauses), before they are dropped. Any number are kept until the first export is asked for.
   const keptAtMost = Math.max(4 * maxBatchSize, 16_000)
+  // One export at a time: a body's buffer is written to again once its request is over, and
+  // while a collector is slow, spans wait here (up to `keptAtMost`) rather than in requests.
+  const lock = yield* Semaphore.make(1)
+  let exporting = false
+  let refused = false
+  /** One export of what is encoded, if anything. */
+  const exportNow = lock.withPermit(Effect.suspend(() => {
+    queued = false
+    pending = 0
+    if (encoder === undefined) return runExport
+    const count = encoder.count()
+    if (count === 0) return Effect.void
+    // The exporter sends only when it holds something: one marker for all the encoded spans.
+    exporter.push(ENCODED)
+    const taken = encoder.bodies()
+    exporting = true
+    return Effect.ensuring(
+      runExport,
+      Effect.sync(() => {
+        exporting = false
+        // No body was asked for: the exporter pauses after a failure, and drops what it is given.
+        refused = encoder.bodies() === taken
+        encoder.sent()
+      })
+    )
+  }))
+  yield* (yield* OtlpExporter.Flusher).register(exportNow)
+  const exports = yield* FiberSet.make()
+  const runFork = yield* FiberSet.runtime(exports)()
+  let queued = false
+  let closed = false
+  /** Starts an export unless one is waiting to start already. */
+  const request = (): void => {
+    if (closed || queued) return
+    queued = true
+    runFork(exportNow)
+  }
+  yield* Effect.sleep(options.exportInterval ?? Duration.seconds(5)).pipe(
+    Effect.andThen(Effect.sync(request)),
+    Effect.forever,
+    Effect.forkScoped
+  )
   let pending = 0
   let scheduled = false
-  let closed = false
   // Runs before the exporter's final flush (finalizers run last first): exports under way end
   // first, and what is encoded is marked for it.
   yield* Effect.addFinalizer(() =>
@@ -111,8 +138,7 @@ const make = Effect.fnUntraced(function*(options: Options) {
    */
   const sendFull = () => {
     scheduled = false
-    pending = 0
-    if (!closed) runFork(exportNow)
+    request()
   }
   const counted = (): void => {
     if (++pending >= maxBatchSize && !scheduled) {
@@ -120,16 +146,23 @@ const make = Effect.fnUntraced(function*(options: Options) {
       setImmediate(sendFull)
     }
   }
+  const room = (encoder: ProtobufEncoder): void => {
+    if (encoder.count() >= keptAtMost && (exporting || refused)) encoder.drop()
+  }
   const push = (span: ExportedSpan): void => {
     if (!span.sampled) return
     if (encoder === undefined) exporter.push(span)
-    else encoder.add(span, keptAtMost)
+    else {
+      room(encoder)
+      encoder.add(span)
+    }
     counted()
   }
   const tracer = Tracer.make({ span: (spanOptions) => new ExportedSpan(spanOptions, push) })
   if (encoder === undefined) return tracer
   const record: SpanRecorder.Record = (span) => {
-    encoder.record(span, keptAtMost)
+    room(encoder)
+    encoder.record(span)
     counted()
   }
   return Object.assign(tracer, { [SpanRecorder.TypeId]: record })
@@ -195,8 +228,8 @@ class ExportedSpan implements Tracer.Span, SharedAttributes.Taker {
   idLow = 0
   drawId(): void {
     while (this.idHigh === 0 && this.idLow === 0) {
-      this.idHigh = (Math.random() * 0x100000000) >>> 0
-      this.idLow = (Math.random() * 0x100000000) >>> 0
+      this.idHigh = randomUint32()
+      this.idLow = randomUint32()
     }
   }
   get spanId(): string {
@@ -257,6 +290,9 @@ class ExportedSpan implements Tracer.Span, SharedAttributes.Taker {
     for (const link of links) this.links.push(link)
   }
 }
+
+/** Half a span id (ids are drawn with `Math.random`, as Effect's tracers draw them). */
+const randomUint32 = (): number => (Math.random() * 0x100000000) >>> 0
 
 /** A random trace id (never all zeros, which means none). */
 const randomTraceId = (): Uint8Array => {
@@ -698,8 +734,8 @@ const writeEndedSpan = (w: Writer, span: SpanRecorder.EndedSpan): void => {
   let high = 0
   let low = 0
   while (high === 0 && low === 0) {
-    high = (Math.random() * 0x100000000) >>> 0
-    low = (Math.random() * 0x100000000) >>> 0
+    high = randomUint32()
+    low = randomUint32()
   }
   w.spanId(2, high, low)
   w.fixed64(7, span.startTime)
@@ -746,6 +782,8 @@ interface Scope {
  * the envelope is kept at its start. A buffer sent is written to again only
  * once no export is under way; until then spans go to another.
  */
+type ProtobufEncoder = ReturnType<typeof protobufEncoder>
+
 const protobufEncoder = (resource: OtlpResource.Resource, scope: Scope) => {
   const w = new Writer()
   const r = w.open(1)
@@ -771,34 +809,31 @@ const protobufEncoder = (resource: OtlpResource.Resource, scope: Scope) => {
   const spans = new Writer()
   spans.pos = envelope
   let count = 0
-  let running = 0
-  const sent: Array<Uint8Array> = []
-  const free: Array<Uint8Array> = []
-  const room = (limit: number): void => {
-    // Past the limit the exporter is failing or disabled: drop, as it does.
-    if (count >= limit) {
-      spans.pos = envelope
-      count = 0
-    }
-    count++
-  }
+  let bodies = 0
+  // The buffer of the request under way, if any, and one to fill next.
+  let sending: Uint8Array | undefined = undefined
+  let spare: Uint8Array | undefined = undefined
   return {
     count: (): number => count,
-    add: (span: ExportedSpan, limit: number): void => {
-      room(limit)
+    /** Bodies made so far. */
+    bodies: (): number => bodies,
+    /** Drops what is encoded. */
+    drop: (): void => {
+      spans.pos = envelope
+      count = 0
+    },
+    add: (span: ExportedSpan): void => {
+      count++
       writeSpan(spans, span)
     },
-    record: (span: SpanRecorder.EndedSpan, limit: number): void => {
-      room(limit)
+    record: (span: SpanRecorder.EndedSpan): void => {
+      count++
       writeEndedSpan(spans, span)
     },
-    exportStarted: (): void => {
-      running++
-    },
-    exportEnded: (): void => {
-      if (--running > 0) return
-      for (const buf of sent) free.push(buf)
-      sent.length = 0
+    /** The request of the last body is over: its buffer can be written to again. */
+    sent: (): void => {
+      if (sending !== undefined) spare = sending
+      sending = undefined
     },
     body: (): HttpBody.HttpBody => {
       // The envelope's tags and lengths, written right before the spans.
@@ -816,10 +851,13 @@ const protobufEncoder = (resource: OtlpResource.Resource, scope: Scope) => {
       spans.varint(scopeSpans)
       spans.raw(scopeBytes)
       const body = spans.buf.subarray(start, end)
-      sent.push(spans.buf)
-      spans.use(free.pop() ?? new Uint8Array(spans.buf.length))
+      // The exporter's final flush may come while a request is under way: that buffer is left alone.
+      if (sending === undefined) sending = spans.buf
+      spans.use(spare ?? new Uint8Array(spans.buf.length))
+      spare = undefined
       spans.pos = envelope
       count = 0
+      bodies++
       return HttpBody.uint8Array(body, "application/x-protobuf")
     }
   }

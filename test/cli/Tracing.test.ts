@@ -92,4 +92,17 @@ layer(TestDb.servicesLayer, { excludeTestServices: true })("effect-pgq insert wi
       assert.strictEqual(down.code, 0, down.stderr)
       assert.match(down.stdout, /inserted event \d+/)
     }))
+
+  it.effect("an endpoint that is not a URL is a usage error, and nothing is inserted", () =>
+    Effect.gen(function*() {
+      yield* (yield* Installer).install
+      const { queue, consumer } = yield* TestDb.queueWithConsumer("cli_otel_bad")
+      const bad = yield* run(["insert", "-q", queue, "--type", "created"], {
+        PGQ_DATABASE_URL: TestDb.url,
+        OTEL_EXPORTER_OTLP_ENDPOINT: "::bad"
+      })
+      assert.strictEqual(bad.code, 2, bad.stderr)
+      assert.strictEqual(bad.stderr.trim(), "effect-pgq: OTEL_EXPORTER_OTLP_ENDPOINT is not a URL: ::bad")
+      assert.strictEqual((yield* consumed(queue, consumer)).length, 0)
+    }))
 })

@@ -56,6 +56,8 @@ export interface Receiver {
   /** Every metric data batch received, oldest first. */
   readonly metrics: () => ReadonlyArray<OtlpMetric>
   readonly requests: () => number
+  /** The most requests under way at once. */
+  readonly mostAtOnce: () => number
 }
 
 interface TracesBody {
@@ -77,7 +79,11 @@ export const makeWith = (options: { readonly readAfterMs?: number | undefined })
     const spans: Array<OtlpSpan> = []
     const metrics: Array<OtlpMetric> = []
     let requests = 0
+    let underWay = 0
+    let mostAtOnce = 0
     const server = Http.createServer((request, response) => {
+      mostAtOnce = Math.max(mostAtOnce, ++underWay)
+      response.on("finish", () => underWay--)
       const chunks: Array<Buffer> = []
       if (options.readAfterMs !== undefined) {
         request.pause()
@@ -115,7 +121,8 @@ export const makeWith = (options: { readonly readAfterMs?: number | undefined })
           url: `http://127.0.0.1:${port}`,
           spans: () => spans,
           metrics: () => metrics,
-          requests: () => requests
+          requests: () => requests,
+          mostAtOnce: () => mostAtOnce
         }
       }))
     })
