@@ -7,6 +7,19 @@ import * as OtlpReceiver from "./OtlpReceiver.ts"
 
 const { attribute } = OtlpReceiver
 
+/** An internal span of `tracer`: a root unless `parent` is given. */
+const internalSpan = (tracer: Tracer.Tracer, name: string, parent: Option.Option<Tracer.AnySpan> = Option.none()) =>
+  tracer.span({
+    name,
+    parent,
+    annotations: Context.empty(),
+    links: [],
+    startTime: 1n,
+    kind: "internal",
+    root: Option.isNone(parent),
+    sampled: true
+  })
+
 it.effect("shared attributes, and spans of any length, as protobuf", () =>
   Effect.gen(function*() {
     const receiver = yield* OtlpReceiver.make
@@ -43,28 +56,10 @@ it.effect("shared attributes, and spans of any length, as protobuf", () =>
         c.attribute("unicode", "zażółć")
         c.attribute("long unicode", "ü€𝄞".repeat(100))
         c.end(2n, Exit.void)
-        const d = tracer.span({
-          name: "d",
-          parent: Option.none(),
-          annotations: parent.annotations,
-          links: [],
-          startTime: 1n,
-          kind: "internal",
-          root: true,
-          sampled: true
-        })
+        const d = internalSpan(tracer, "d")
         d.end(2n, Exit.void)
         // A parent from elsewhere: its trace id (left-padded, as Effect pads) and span id as given.
-        const e = tracer.span({
-          name: "e",
-          parent: Option.some(Tracer.externalSpan({ traceId: "abc123", spanId: "00f067aa0ba902b7" })),
-          annotations: parent.annotations,
-          links: [],
-          startTime: 1n,
-          kind: "internal",
-          root: false,
-          sampled: true
-        })
+        const e = internalSpan(tracer, "e", Option.some(Tracer.externalSpan({ traceId: "abc123", spanId: "00f067aa0ba902b7" })))
         assert.strictEqual(e.traceId, "abc123")
         e.end(2n, Exit.void)
       }).pipe(Effect.withSpan("parent"))
@@ -106,16 +101,7 @@ it.live("every span arrives once and intact over many requests, sent while earli
     yield* Effect.gen(function*() {
       const tracer = yield* Effect.tracer
       for (let n = 0; n < count; n++) {
-        const span = tracer.span({
-          name: "s",
-          parent: Option.none(),
-          annotations: Context.empty(),
-          links: [],
-          startTime: 1n,
-          kind: "internal",
-          root: true,
-          sampled: true
-        })
+        const span = internalSpan(tracer, "s")
         span.attribute("n", n)
         span.attribute("text", text(n))
         span.end(2n, Exit.void)
@@ -150,16 +136,7 @@ it.live("many more spans than are kept for a failing endpoint, ended without a p
     yield* Effect.gen(function*() {
       const tracer = yield* Effect.tracer
       for (let n = 0; n < count; n++) {
-        const span = tracer.span({
-          name: "s",
-          parent: Option.none(),
-          annotations: Context.empty(),
-          links: [],
-          startTime: 1n,
-          kind: "internal",
-          root: true,
-          sampled: true
-        })
+        const span = internalSpan(tracer, "s")
         span.attribute("n", n)
         span.end(2n, Exit.void)
       }
