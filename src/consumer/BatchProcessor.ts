@@ -596,12 +596,11 @@ const EMPTY_CONTEXT = Context.empty()
  * result is when Ok (their defaults).
  */
 const startEventSpan = <E, R>(p: Processor<E, R>, d: Delivery, event: PgqEvent): Tracer.Span => {
-  const producer = producerOf(d, event)
   const span = d.tracer.span({
     name: p.processSpanName,
     parent: d.parent,
     annotations: EMPTY_CONTEXT,
-    links: producer === undefined ? [] : [{ span: producer, attributes: {} }],
+    links: producerLinks(d, event),
     startTime: d.started,
     kind: "consumer",
     root: false,
@@ -761,10 +760,10 @@ const tracedStep = <E, R>(
     Effect.catchTag("EventNotOk", () => Effect.void)
   )
 
-const producerLinks = (d: Delivery, event: PgqEvent): ReadonlyArray<Tracer.SpanLink> => {
-  if (d.field === undefined) return []
-  const producer = TraceContext.parse(event[d.field])
-  return Option.isSome(producer) ? [{ span: producer.value, attributes: {} }] : []
+/** A link to the span that produced `event`, if it carries one. */
+const producerLinks = (d: Delivery, event: PgqEvent): Array<Tracer.SpanLink> => {
+  const producer = producerOf(d, event)
+  return producer === undefined ? [] : [{ span: producer, attributes: {} }]
 }
 
 const isError = (decision: Decision): boolean =>
