@@ -308,10 +308,17 @@ const randomTraceId = (): Uint8Array => {
 const traceIdBytesOf = (span: Tracer.AnySpan): Uint8Array => {
   if (span instanceof ExportedSpan) return span.traceIdBytes()
   const bytes = new Uint8Array(16)
-  const hex = span.traceId
-  const offset = 32 - hex.length
-  for (let i = 0; i < 16; i++) bytes[i] = (nibble(hex, 2 * i - offset) << 4) | nibble(hex, 2 * i + 1 - offset)
+  decodeHex(span.traceId, 16, bytes, 0)
   return bytes
+}
+
+/** `size` bytes from hex into `into` at `at`, left-padded with zeros, as Effect's tracer pads trace ids. */
+const decodeHex = (hex: string, size: number, into: Uint8Array, at: number): void => {
+  const offset = size * 2 - hex.length
+  for (let i = 0; i < size; i++) {
+    const hi = 2 * i - offset
+    into[at + i] = (nibble(hex, hi) << 4) | nibble(hex, hi + 1)
+  }
 }
 
 const SPAN_KIND: Record<Tracer.SpanKind, number> = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 }
@@ -448,12 +455,8 @@ class Writer {
     this.tag(field, BYTES)
     this.ensure(size + 1)
     this.buf[this.pos++] = size
-    const digits = size * 2
-    const offset = digits - hex.length
-    for (let i = 0; i < size; i++) {
-      const hi = 2 * i - offset
-      this.buf[this.pos++] = (nibble(hex, hi) << 4) | nibble(hex, hi + 1)
-    }
+    decodeHex(hex, size, this.buf, this.pos)
+    this.pos += size
   }
   raw(bytes: Uint8Array): void {
     const length = bytes.length
@@ -782,8 +785,6 @@ interface Scope {
  * the envelope is kept at its start. A buffer sent is written to again only
  * once no export is under way; until then spans go to another.
  */
-type ProtobufEncoder = ReturnType<typeof protobufEncoder>
-
 const protobufEncoder = (resource: OtlpResource.Resource, scope: Scope) => {
   const w = new Writer()
   const r = w.open(1)
@@ -862,6 +863,8 @@ const protobufEncoder = (resource: OtlpResource.Resource, scope: Scope) => {
     }
   }
 }
+
+type ProtobufEncoder = ReturnType<typeof protobufEncoder>
 
 interface OtlpAnyValue {
   readonly stringValue?: string
